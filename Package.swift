@@ -1,0 +1,68 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+/// Kernels are compiled with bounds checks off in release builds; their safety rests on the
+/// preconditions checked at the module's public edge and on the reference-agreement tests.
+let kernelSettings: [SwiftSetting] = [
+    .unsafeFlags(["-Ounchecked", "-enforce-exclusivity=unchecked"], .when(configuration: .release)),
+]
+
+let package = Package(
+    name: "quantd",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "quantd", targets: ["quantd"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CZstd",
+            pkgConfig: "libzstd",
+            providers: [.apt(["libzstd-dev"])]
+        ),
+        .target(name: "Zstd", dependencies: ["CZstd"]),
+        .target(
+            name: "SafeTensors",
+            dependencies: [.product(name: "SystemPackage", package: "swift-system")]
+        ),
+        .target(name: "Quantization", swiftSettings: kernelSettings),
+        .target(
+            name: "QuantEngine",
+            dependencies: [
+                "Zstd", "SafeTensors", "Quantization",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        .target(
+            name: "QuantDaemon",
+            dependencies: [
+                "QuantEngine",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        .executableTarget(
+            name: "quantd",
+            dependencies: [
+                "QuantDaemon", "QuantEngine",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "ZstdTests", dependencies: ["Zstd"]),
+        .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
+        .testTarget(name: "QuantizationTests", dependencies: ["Quantization"]),
+        .testTarget(name: "QuantEngineTests", dependencies: ["QuantEngine", "Zstd", "SafeTensors"]),
+        .testTarget(name: "QuantDaemonTests", dependencies: ["QuantDaemon"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["SafeTensors", "Zstd"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,126 @@
+import FoundationEssentials
+
+/// `manifest.json`, the commit marker of an output folder (contract v1). Written last.
+/// Keys are snake_case on disk.
+public struct Manifest: Sendable, Codable, Hashable {
+    public static let schemaVersion = 1
+
+    public var schemaVersion: Int
+    public var quantdVersion: String
+    public var config: QuantizeOptions
+    public var startedAt: String
+    public var finishedAt: String
+    public var sources: [SourceFile]
+    public var outputs: [OutputFile]
+    public var tensors: [TensorRecord]
+    public var totals: Totals
+    public var timings: Timings
+
+    public struct SourceFile: Sendable, Codable, Hashable {
+        public var file: String
+        public var size: Int
+        public var sha256: String
+    }
+
+    public struct Frame: Sendable, Codable, Hashable {
+        /// Offset of the frame in the compressed file.
+        public var offset: Int
+        public var compressedSize: Int
+        public var rawSize: Int
+        /// Offset of the frame's content in the decompressed file.
+        public var rawOffset: Int
+        /// The tensor the frame carries, or "__header__" for the safetensors header.
+        public var tensor: String
+    }
+
+    public struct OutputFile: Sendable, Codable, Hashable {
+        public var file: String
+        /// The source file it was made from (`nil` for files quantd writes itself, like an index).
+        public var source: String?
+        public var size: Int
+        public var sha256: String
+        /// Size of the decompressed safetensors (0 for files that are not zstd streams).
+        public var rawSize: Int
+        public var frames: [Frame]
+    }
+
+    public struct Scheme: Sendable, Codable, Hashable {
+        public var bits: Int
+        public var granularity: String
+        public var groupSize: Int?
+        public var symmetric: Bool
+        public var calibrator: String
+        public var scaleDtype: String
+    }
+
+    public struct ErrorFigures: Sendable, Codable, Hashable {
+        public var relativeRmse: Double
+        /// Signal-to-quantization-noise ratio; `nil` when the error is exactly zero.
+        public var sqnrDb: Double?
+        public var maxAbsError: Double
+        public var clippedFraction: Double
+    }
+
+    public struct TensorRecord: Sendable, Codable, Hashable {
+        public var name: String
+        /// Source file (relevant for sharded checkpoints).
+        public var file: String
+        public var shape: [Int]
+        public var sourceDtype: String
+        public var storedDtype: String
+        /// "quantized" or "kept".
+        public var decision: String
+        /// Why: which rule chose it.
+        public var reason: String
+        public var scheme: Scheme?
+        public var error: ErrorFigures?
+        public var sourceBytes: Int
+        /// Bytes stored for it in the output (weight plus scale and zero point tensors).
+        public var storedBytes: Int
+    }
+
+    public struct Totals: Sendable, Codable, Hashable {
+        public var tensors: Int
+        public var quantized: Int
+        public var kept: Int
+        public var sourceBytes: Int
+        /// Bytes of the decompressed output safetensors, headers included.
+        public var outputRawBytes: Int
+        public var compressedBytes: Int
+        /// sourceBytes / compressedBytes.
+        public var compressionRatio: Double
+        /// Bits stored per quantized weight, scales and zero points included.
+        public var bitsPerQuantizedWeight: Double?
+        public var worstTensor: String?
+        public var worstSqnrDb: Double?
+    }
+
+    public struct Timings: Sendable, Codable, Hashable {
+        public var planSeconds: Double
+        public var quantizeSeconds: Double
+        public var commitSeconds: Double
+        public var totalSeconds: Double
+    }
+}
+
+extension Manifest {
+    static func encoder() -> JSONEncoder {
+        let e = JSONEncoder()
+        e.keyEncodingStrategy = .convertToSnakeCase
+        e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return e
+    }
+
+    /// The manifest as written to disk.
+    public func encoded() throws -> [UInt8] {
+        var bytes = Array(try Self.encoder().encode(self))
+        bytes.append(0x0A)
+        return bytes
+    }
+
+    public static func decode(_ bytes: [UInt8]) throws -> Manifest {
+        let d = JSONDecoder()
+        d.keyDecodingStrategy = .convertFromSnakeCase
+        return try d.decode(Manifest.self, from: Data(bytes))
+    }
+}
