@@ -27,6 +27,7 @@ let package = Package(
             providers: [.apt(["libzstd-dev"])]
         ),
         .target(name: "Zstd", dependencies: ["CZstd"]),
+        .target(name: "CLinux"),
         .target(
             name: "SafeTensors",
             dependencies: [.product(name: "SystemPackage", package: "swift-system")]
@@ -35,7 +36,7 @@ let package = Package(
         .target(
             name: "QuantEngine",
             dependencies: [
-                "Zstd", "SafeTensors", "Quantization",
+                "Zstd", "SafeTensors", "Quantization", "CLinux",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
@@ -44,7 +45,7 @@ let package = Package(
         .target(
             name: "QuantDaemon",
             dependencies: [
-                "QuantEngine",
+                "QuantEngine", "CLinux",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "SystemPackage", package: "swift-system"),
