@@ -32,6 +32,8 @@ extension Header {
     /// Parses the N JSON bytes; `dataLength` is the real data buffer length when known (file size - 8 - N),
     /// nil when parsing from a stream (then dataLength = last end).
     ///
+    /// The text may start and end with spaces (the reference writer pads with them); NUL, tab, CR or LF there is
+    /// refused as `badPadding`. Inside the object any JSON whitespace is accepted.
     /// Syntax is checked over the whole text first, then the schema (entries, metadata, sizes), then the layout
     /// of the data buffer. Memory use is proportional to the header's size: shapes stop at `maxRank`, the tensor
     /// list at `maxTensors`, and no tensor data is touched.
@@ -141,10 +143,9 @@ extension Header {
                 }
             case "data_offsets":
                 guard offsets == nil else { throw duplicate() }
-                let tooMany = SafeTensorsError(.invalidOffsets, file: file,
-                                               "data_offsets has more than 2 elements (it must be [begin, end])")
                 let pair = try readIntegers(&scanner, field: "data_offsets", kind: .invalidOffsets, limit: 2) {
-                    tooMany
+                    SafeTensorsError(.invalidOffsets, file: file,
+                                     "data_offsets has more than 2 elements (it must be [begin, end])")
                 }
                 guard pair.count == 2 else {
                     throw SafeTensorsError(.invalidOffsets, file: file,
@@ -160,7 +161,7 @@ extension Header {
         guard let shape else { throw SafeTensorsError(.missingField, file: file, "entry has no shape") }
         guard let offsets else { throw SafeTensorsError(.missingField, file: file, "entry has no data_offsets") }
 
-        let described = "shape \(shape) of \(dtype.rawValue)"
+        var described: String { "shape \(shape) of \(dtype.rawValue)" }
         var elements = 1
         for dimension in shape {
             let (product, overflow) = elements.multipliedReportingOverflow(by: dimension)

@@ -20,7 +20,7 @@ struct JSONScanner {
 
     /// An error about the byte at `at` (default: the current position).
     func failure(_ kind: SafeTensorsError.Kind, _ detail: String, at: Int? = nil) -> SafeTensorsError {
-        SafeTensorsError(kind, file: file, "\(detail) at \(textName) byte \(at ?? position)")
+        SafeTensorsError(kind, file: file, "\(detail) (\(textName) byte \(at ?? position))")
     }
 
     func peek() -> UInt8? {
@@ -107,7 +107,7 @@ struct JSONScanner {
         position = 0
         try skipPadding(leading: true, whitespace: whitespacePadding)
         guard let first = peek() else {
-            throw failure(.invalidJSON, "\(textName) holds only padding, no JSON object, up to the end")
+            throw failure(.invalidJSON, "\(textName) holds only padding, no JSON object")
         }
         guard first == .openBrace else {
             let what = Self.describeValue(startingWith: first)
@@ -466,16 +466,16 @@ struct JSONScanner {
             let byte = bytes[index]
             switch byte {
             case .minus:
-                throw failure(.invalidNumber, "\(what()) \(literal) is negative", at: start)
+                throw failure(.invalidNumber, "\(what()) (\(literal)) is negative", at: start)
             case UInt8(ascii: "."):
-                throw failure(.invalidNumber, "\(what()) \(literal) is not an integer", at: start)
+                throw failure(.invalidNumber, "\(what()) (\(literal)) is not an integer", at: start)
             case UInt8(ascii: "e"), UInt8(ascii: "E"):
-                throw failure(.invalidNumber, "\(what()) \(literal) has an exponent", at: start)
+                throw failure(.invalidNumber, "\(what()) (\(literal)) has an exponent", at: start)
             default:
                 let (times10, o1) = value.multipliedReportingOverflow(by: 10)
                 let (sum, o2) = times10.addingReportingOverflow(Int(byte - UInt8(ascii: "0")))
                 guard !o1, !o2 else {
-                    throw failure(.invalidNumber, "\(what()) \(literal) does not fit a 64-bit integer", at: start)
+                    throw failure(.invalidNumber, "\(what()) (\(literal)) does not fit a 64-bit integer", at: start)
                 }
                 value = sum
             }

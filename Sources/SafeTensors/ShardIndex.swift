@@ -27,7 +27,8 @@ public struct ShardIndex: Sendable, Hashable {
     ///
     /// Unlike a safetensors header, the text may be padded with any JSON whitespace (writers end it with a
     /// newline). Top-level keys other than metadata and weight_map are ignored; duplicate keys are refused.
-    /// `metadata.total_size`, when present, must be a non-negative integer.
+    /// `metadata.total_size`, when present, must be a non-negative integer. Nesting is capped like a header's
+    /// (`HeaderLimits().maxNestingDepth`).
     public static func parse(_ bytes: UnsafeRawBufferPointer, file: String) throws(SafeTensorsError) -> ShardIndex {
         var scanner = JSONScanner(bytes, file: file, textName: "index")
         try scanner.validateDocument(maxDepth: HeaderLimits().maxNestingDepth, whitespacePadding: true)
