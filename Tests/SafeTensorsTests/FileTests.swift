@@ -77,6 +77,24 @@ let miniLMPresent = access(miniLMPath, R_OK) == 0
         #expect(mismatches == 0)
     }
 
+    @Test func fileThatShrankAfterOpenGivesAnIOErrorNamingIt() throws {
+        let folder = TemporaryFolder()
+        let (path, tensors, _) = Self.makeFile(in: folder)
+        let file = try SafeTensorsFile(path: path)
+        #expect(truncate(path, off_t(file.header.dataStart)) == 0)
+        let last = tensors.last!
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: last.byteCount, alignment: 16)
+        defer { buffer.deallocate() }
+        do {
+            try file.read(dataRange: last.dataRange, into: buffer)
+            Issue.record("read past the end of a truncated file")
+        } catch {
+            #expect(error.kind == .io)
+            #expect(error.description.hasPrefix(path + ": "))
+            #expect(error.detail.contains("ended"))
+        }
+    }
+
     @Test(.enabled(if: miniLMPresent, "MiniLM fixture absent at \(miniLMPath)"))
     func miniLMCheckpointParses() throws {
         let file = try SafeTensorsFile(path: miniLMPath)
