@@ -75,7 +75,8 @@ struct Setup {
             #expect(rows.allSatisfy { $0 > 0 && $0.isFinite })
         }
         let r = manifest.tensors.first { $0.name == "layer.0.mlp.up.weight" }!
-        #expect(r.error!.sqnrDb! > 30)
+        // One scale for the whole tensor pays for the outliers (about 25 dB here); finer scales do not.
+        #expect(r.error!.sqnrDb! > (granularity == .tensor ? 20 : 30))
         #expect(manifest.totals.quantized == 4 && manifest.totals.kept == c.entries.count - 4)
     }
 
