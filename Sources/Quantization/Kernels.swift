@@ -94,9 +94,9 @@ public enum Kernels {
                 // the apply step can skip its clamps and clip count (which a calibrator that clips needs).
                 let inverse = book.inverseScale
                 if range.nonFinite == 0 && range.min * inverse > book.clipTo && range.max * inverse < book.clipFrom {
-                    apply(p, qs + (r * cols + c), n, book, &errors, clamped: false, signal: false)
+                    apply(p, qs + (r * cols + c), n, book, &errors, UnclippedGroup.self)
                 } else {
-                    apply(p, qs + (r * cols + c), n, book, &errors, clamped: true, signal: false)
+                    apply(p, qs + (r * cols + c), n, book, &errors, ClippingGroup.self)
                 }
                 c += n
                 g += 1
@@ -114,7 +114,7 @@ public enum Kernels {
         guard let xs = x.baseAddress, let qs = q.baseAddress else { return .zero }
         let book = Codebook(params, symmetric: symmetric)
         var errors = LaneErrors()
-        apply(xs, qs, x.count, book, &errors, clamped: true, signal: true)
+        apply(xs, qs, x.count, book, &errors, FixedParams.self)
         errors.flush()
         return errors.total
     }
@@ -173,13 +173,44 @@ func halfToFloatBits(_ h: UInt32) -> UInt32 {
     return bits | (h & 0x8000) << 16
 }
 
-/// Largest lane of `v`, by halving.
+/// Largest lane of `v` (integer max is associative, so LLVM turns this loop into a vector reduction).
 @inline(__always)
 func maxLane(_ v: Words) -> UInt32 {
-    let a = v.lowHalf.replacing(with: v.highHalf, where: v.highHalf .> v.lowHalf)
-    let b = a.lowHalf.replacing(with: a.highHalf, where: a.highHalf .> a.lowHalf)
-    let c = b.lowHalf.replacing(with: b.highHalf, where: b.highHalf .> b.lowHalf)
-    return Swift.max(c[0], c[1])
+    var m = v[0]
+    for lane in 1..<16 { m = Swift.max(m, v[lane]) }
+    return m
+}
+
+/// Smallest lane of `v` (no NaN lanes). Floats compare like their bits mapped to ordered integers, and an integer
+/// reduction vectorises where a Float one, bound to IEEE order, does not.
+@inline(__always)
+func minLane(_ v: Floats) -> Float {
+    let key = orderedKeys(v)
+    var m = key[0]
+    for lane in 1..<16 { m = Swift.min(m, key[lane]) }
+    return floatOfKey(m)
+}
+
+/// Largest lane of `v` (no NaN lanes).
+@inline(__always)
+func maxLane(_ v: Floats) -> Float {
+    let key = orderedKeys(v)
+    var m = key[0]
+    for lane in 1..<16 { m = Swift.max(m, key[lane]) }
+    return floatOfKey(m)
+}
+
+/// Signed integers that order like the floats: negative floats get their magnitude bits flipped.
+@inline(__always)
+func orderedKeys(_ v: Floats) -> SIMD16<Int32> {
+    let bits = unsafeBitCast(v, to: SIMD16<Int32>.self)
+    return bits ^ ((bits &>> 31) & 0x7fff_ffff)
+}
+
+/// The float whose `orderedKeys` image is `key`.
+@inline(__always)
+func floatOfKey(_ key: Int32) -> Float {
+    Float(bitPattern: UInt32(bitPattern: key ^ ((key &>> 31) & 0x7fff_ffff)))
 }
 
 /// Absmax of the finite values among `n` at `p`, and how many were not finite; adds x^2 to `signal`. One pass on
@@ -267,7 +298,7 @@ func groupRange(_ p: UnsafePointer<Float>, _ n: Int, _ signal: inout Floats, wit
     hi0 = hi0.replacing(with: hi1, where: hi1 .> hi0)
     m0 = m0.replacing(with: m1, where: m1 .> m0)
     var m = maxLane(m0)
-    var lo = lo0.min(), hi = hi0.max()
+    var lo = minLane(lo0), hi = maxLane(hi0)
     while i < n {
         let v = p[i]
         lo = Swift.min(lo, v)
@@ -309,14 +340,42 @@ struct LaneErrors {
     init(total: ErrorStats) { self.total = total }
 }
 
+/// What the apply step must do besides coding: a type rather than Bool arguments, so that each variant is
+/// compiled as its own loop (the optimiser merges calls that differ only in Bool arguments into one loop that
+/// tests them per vector).
+protocol ApplyMode {
+    /// Clamp into the codes and count clipped values; unneeded when the range proves that nothing clips.
+    static var clamped: Bool { get }
+    /// Sum x^2 here; groups sum it in their range pass instead.
+    static var signal: Bool { get }
+}
+
+/// Per-tensor params, fixed beforehand: anything may clip.
+enum FixedParams: ApplyMode {
+    static var clamped: Bool { true }
+    static var signal: Bool { true }
+}
+
+/// A group whose range may round outside the codes (non-finite values, ties at the edge).
+enum ClippingGroup: ApplyMode {
+    static var clamped: Bool { true }
+    static var signal: Bool { false }
+}
+
+/// A group whose range cannot round outside the codes: no clamp, no clipping.
+enum UnclippedGroup: ApplyMode {
+    static var clamped: Bool { false }
+    static var signal: Bool { false }
+}
+
 /// The apply step: codes for `n` values at `x` into `q`, with the error sums of the same pass.
 @inline(__always)
-func apply(_ x: UnsafePointer<Float>, _ q: UnsafeMutablePointer<Int8>, _ n: Int, _ book: Codebook,
-           _ errors: inout LaneErrors, clamped: Bool, signal: Bool) {
+func apply<Mode: ApplyMode>(_ x: UnsafePointer<Float>, _ q: UnsafeMutablePointer<Int8>, _ n: Int, _ book: Codebook,
+                            _ errors: inout LaneErrors, _ mode: Mode.Type) {
     var start = 0
     while start < n {
         let chunk = Swift.min(LaneErrors.flushEvery - errors.pending, n - start)
-        applyRun(x + start, q + start, chunk, book, &errors, clamped: clamped, signal: signal)
+        applyRun(x + start, q + start, chunk, book, &errors, clamped: Mode.clamped, signal: Mode.signal)
         if errors.pending >= LaneErrors.flushEvery { errors.flush() }
         start += chunk
     }

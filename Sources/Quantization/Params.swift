@@ -137,6 +137,14 @@ public struct TileResult: Sendable, Hashable {
     }
 }
 
+/// The float next to a nonzero finite `x`, toward +infinity (`direction` 1) or -infinity (-1): a cheap
+/// `nextUp`/`nextDown` for the half-integers that bound the codes.
+@inline(__always)
+func nextAway(_ x: Float, by direction: Int32) -> Float {
+    let step = (x > 0) == (direction > 0) ? 1 : -1
+    return Float(bitPattern: UInt32(bitPattern: Int32(bitPattern: x.bitPattern) &+ Int32(step)))
+}
+
 /// What applying params to one group needs, derived once per group from `QuantParams`.
 ///
 /// With v = x * inverseScale, the code is clamp(round_half_even(v), lowest, highest) + zeroPoint, where
@@ -162,7 +170,8 @@ struct Codebook {
         lowest = Float(low)
         highest = Float(high)
         // highest + 0.5 rounds to highest + 1 when that is even, i.e. when highest is odd; likewise below.
-        clipFrom = high & 1 != 0 ? Float(high) + 0.5 : (Float(high) + 0.5).nextUp
-        clipTo = low & 1 != 0 ? Float(low) - 0.5 : (Float(low) - 0.5).nextDown
+        let up = Float(high) + 0.5, down = Float(low) - 0.5
+        clipFrom = high & 1 != 0 ? up : nextAway(up, by: 1)
+        clipTo = low & 1 != 0 ? down : nextAway(down, by: -1)
     }
 }
