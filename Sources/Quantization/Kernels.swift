@@ -146,7 +146,9 @@ public enum Kernels {
 }
 
 typealias Floats = SIMD16<Float>
-typealias Words = SIMD16<UInt32>
+/// Bit patterns as signed integers: |x| patterns are non-negative, so signed compares (native on every x86
+/// vector level, unlike unsigned ones before AVX-512) order them.
+typealias Words = SIMD16<Int32>
 
 @inline(__always)
 func bitsOf(_ v: Floats) -> Words { unsafeBitCast(v, to: Words.self) }
@@ -158,7 +160,7 @@ func floatsOf(_ v: Words) -> Floats { unsafeBitCast(v, to: Floats.self) }
 let roundingMagic: Float = 12_582_912.0
 
 /// Bit pattern of |x| at and above which x is infinite or NaN.
-let nonFiniteBits: UInt32 = 0x7f80_0000
+let nonFiniteBits: Int32 = 0x7f80_0000
 
 /// IEEE half (in the low 16 bits) to float bits, without branches: rebias the exponent; inf/NaN get the top
 /// exponent; subnormals are renormalised by a float subtraction of 2^-14.
@@ -175,7 +177,7 @@ func halfToFloatBits(_ h: UInt32) -> UInt32 {
 
 /// Largest lane of `v` (integer max is associative, so LLVM turns this loop into a vector reduction).
 @inline(__always)
-func maxLane(_ v: Words) -> UInt32 {
+func maxLane(_ v: Words) -> Int32 {
     var m = v[0]
     for lane in 1..<16 { m = Swift.max(m, v[lane]) }
     return m
@@ -248,7 +250,7 @@ func groupAbsmax(_ p: UnsafePointer<Float>, _ n: Int, _ signal: inout Floats) ->
     m0 = m0.replacing(with: m2, where: m2 .> m0)
     var m = maxLane(m0)
     while i < n {
-        m = Swift.max(m, p[i].bitPattern & 0x7fff_ffff)
+        m = Swift.max(m, Int32(bitPattern: p[i].bitPattern & 0x7fff_ffff))
         s0[0] += p[i] * p[i]
         i &+= 1
     }
@@ -257,7 +259,7 @@ func groupAbsmax(_ p: UnsafePointer<Float>, _ n: Int, _ signal: inout Floats) ->
         let range = ReferenceKernels.range(UnsafeBufferPointer(start: p, count: n))
         return (range.absmax, range.nonFinite)
     }
-    return (Float(bitPattern: m), 0)
+    return (Float(bitPattern: UInt32(m)), 0)
 }
 
 /// min, max over the finite values among `n` at `p`, and the non-finite count; adds x^2 to `signal` when
@@ -303,7 +305,7 @@ func groupRange(_ p: UnsafePointer<Float>, _ n: Int, _ signal: inout Floats, wit
         let v = p[i]
         lo = Swift.min(lo, v)
         hi = Swift.max(hi, v)
-        m = Swift.max(m, v.bitPattern & 0x7fff_ffff)
+        m = Swift.max(m, Int32(bitPattern: v.bitPattern & 0x7fff_ffff))
         if withSignal { s0[0] += v * v }
         i &+= 1
     }
@@ -333,7 +335,7 @@ struct LaneErrors {
             clips += Int(clipped[lane])
         }
         total.merge(ErrorStats(count: pending, sumSquaredError: sse, sumSquaredSignal: sss,
-                               maxAbsError: Float(bitPattern: maxLane(maxError)), clipped: clips))
+                               maxAbsError: Float(bitPattern: UInt32(maxLane(maxError))), clipped: clips))
         self = LaneErrors(total: total)
     }
 
@@ -393,7 +395,7 @@ func applyRun(_ x: UnsafePointer<Float>, _ q: UnsafeMutablePointer<Int8>, _ n: I
     let lowest = Floats(repeating: book.lowest), highest = Floats(repeating: book.highest)
     let clipFrom = Floats(repeating: book.clipFrom), clipTo = Floats(repeating: book.clipTo)
     let magic = Floats(repeating: roundingMagic)
-    let zeroPoint = Words(repeating: UInt32(bitPattern: book.zeroPoint))
+    let zeroPoint = Words(repeating: book.zeroPoint)
     let mask = Words(repeating: 0x7fff_ffff)
     var sse = errors.squaredError, sss = errors.squaredSignal
     var maxError = errors.maxError, clipped = errors.clipped
@@ -430,7 +432,7 @@ func applyRun(_ x: UnsafePointer<Float>, _ q: UnsafeMutablePointer<Int8>, _ n: I
         let error = xv - (Float(bitPattern: rounded) - roundingMagic) * book.scale
         sse[0] += error * error
         if signal { sss[0] += xv * xv }
-        maxError[0] = Swift.max(maxError[0], error.bitPattern & 0x7fff_ffff)
+        maxError[0] = Swift.max(maxError[0], Int32(bitPattern: error.bitPattern & 0x7fff_ffff))
         i &+= 1
     }
     errors.squaredError = sse
