@@ -137,12 +137,13 @@ public struct TileResult: Sendable, Hashable {
     }
 }
 
-/// The float next to a nonzero finite `x`, toward +infinity (`direction` 1) or -infinity (-1): a cheap
-/// `nextUp`/`nextDown` for the half-integers that bound the codes.
+/// The float next to a nonzero finite `x`, above it when `upward`, else below: a cheap `nextUp`/`nextDown`
+/// for the half-integers that bound the codes.
 @inline(__always)
-func nextAway(_ x: Float, by direction: Int32) -> Float {
-    let step = (x > 0) == (direction > 0) ? 1 : -1
-    return Float(bitPattern: UInt32(bitPattern: Int32(bitPattern: x.bitPattern) &+ Int32(step)))
+func adjacent(_ x: Float, upward: Bool) -> Float {
+    // Adding 1 to the bit pattern moves away from zero.
+    let step: UInt32 = (x > 0) == upward ? 1 : 0xffff_ffff
+    return Float(bitPattern: x.bitPattern &+ step)
 }
 
 /// What applying params to one group needs, derived once per group from `QuantParams`.
@@ -171,7 +172,7 @@ struct Codebook {
         highest = Float(high)
         // highest + 0.5 rounds to highest + 1 when that is even, i.e. when highest is odd; likewise below.
         let up = Float(high) + 0.5, down = Float(low) - 0.5
-        clipFrom = high & 1 != 0 ? up : nextAway(up, by: 1)
-        clipTo = low & 1 != 0 ? down : nextAway(down, by: -1)
+        clipFrom = high & 1 != 0 ? up : adjacent(up, upward: true)
+        clipTo = low & 1 != 0 ? down : adjacent(down, upward: false)
     }
 }

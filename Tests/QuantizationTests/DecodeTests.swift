@@ -9,7 +9,9 @@ import Quantization
         var fast = [Float](repeating: 0, count: count), reference = fast
         bytes.withUnsafeBytes { raw in
             let src = raw.baseAddress! + offset
-            fast.withUnsafeMutableBufferPointer { Kernels.decode(src, format: format, count: count, into: $0.baseAddress!) }
+            fast.withUnsafeMutableBufferPointer {
+                Kernels.decode(src, format: format, count: count, into: $0.baseAddress!)
+            }
             reference.withUnsafeMutableBufferPointer {
                 ReferenceKernels.decode(src, format: format, count: count, into: $0.baseAddress!)
             }
@@ -45,7 +47,8 @@ import Quantization
     @Test("bf16: sample patterns incl. NaN, inf and subnormals, fast equal to reference")
     func bfloatPatterns() {
         var rng = SeededGenerator(seed: 7)
-        var patterns: [UInt16] = [0, 0x8000, 0x3f80, 0xbf80, 0x7f80, 0xff80, 0x7fc0, 0x7f81, 0xffff, 0x0001, 0x807f, 0x7f7f]
+        var patterns: [UInt16] = [0, 0x8000, 0x3f80, 0xbf80, 0x7f80, 0xff80, 0x7fc0, 0x7f81, 0xffff, 0x0001, 0x807f,
+                                  0x7f7f]
         patterns += (0..<5000).map { _ in UInt16.random(in: 0...UInt16.max, using: &rng) }
         let (fast, reference) = decodeBoth(littleEndianBytes(patterns, offset: 3), offset: 3, format: .bf16)
         #expect(fast.map(\.bitPattern) == reference.map(\.bitPattern))
