@@ -73,9 +73,10 @@ public enum Kernels {
                 let n = Swift.min(groupSize, cols - c)
                 let p = xs + (r * cols + c)
                 // Calibration step: the group's range gives its params (min/max calibration). Another calibrator
-                // (percentile, MSE, entropy) plugs in here: it reads the group at `p` and returns QuantParams;
-                // the apply step below, and its clipped count, stay as they are.
-                // The range pass also sums x^2, while the group streams in from memory.
+                // (percentile, MSE, entropy) plugs in here: it reads the group at `p` and returns QuantParams in
+                // place of `.symmetric`/`.asymmetric` below; the range pass stays (it counts non-finite values,
+                // sums x^2 while the group streams in, and its data range decides below whether anything can
+                // clip), and so does the apply step with its clipped count.
                 let range: RangeStats
                 let params: QuantParams
                 if symmetric {
