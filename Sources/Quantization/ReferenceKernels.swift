@@ -1,0 +1,168 @@
+/// Plain scalar kernels that state each rule as directly as possible. They define the results the fast
+/// `Kernels` must reproduce bit for bit (codes, scales, zero points, decoded values), and they sum errors in
+/// Double so that the fast kernels' Float lane sums can be checked against them.
+public enum ReferenceKernels {
+    /// Decodes `count` little-endian values of `format` at `src` (unaligned allowed) into `dst`, one byte at a
+    /// time and by value arithmetic rather than bit tricks.
+    public static func decode(
+        _ src: UnsafeRawPointer, format: FloatFormat, count: Int, into dst: UnsafeMutablePointer<Float>
+    ) {
+        precondition(count >= 0, "negative count")
+        let width = format.bytesPerElement
+        for i in 0..<count {
+            var raw: UInt64 = 0
+            for b in 0..<width {
+                raw |= UInt64(src.load(fromByteOffset: i * width + b, as: UInt8.self)) << (8 * b)
+            }
+            switch format {
+            case .f32: dst[i] = Float(bitPattern: UInt32(raw))
+            case .bf16: dst[i] = Float(bitPattern: UInt32(raw) << 16)
+            case .f64: dst[i] = Float(Double(bitPattern: raw))
+            case .f16: dst[i] = halfValue(UInt16(raw))
+            }
+        }
+    }
+
+    /// IEEE binary16 by its definition: (-1)^s * 2^(e - 15) * 1.m, subnormals 2^-14 * 0.m; inf and NaN keep
+    /// their payload in the top mantissa bits.
+    static func halfValue(_ h: UInt16) -> Float {
+        let negative = h >> 15 != 0
+        let exponent = Int(h >> 10) & 0x1f
+        let mantissa = UInt32(h & 0x3ff)
+        if exponent == 0x1f {
+            return Float(bitPattern: (negative ? 0x8000_0000 : 0) | 0x7f80_0000 | mantissa << 13)
+        }
+        let magnitude = exponent == 0
+            ? Float(mantissa) * Float(sign: .plus, exponent: -24, significand: 1)
+            : Float(1024 + mantissa) * Float(sign: .plus, exponent: exponent - 25, significand: 1)
+        return negative ? -magnitude : magnitude
+    }
+
+    /// min, max over finite values and the count of non-finite ones.
+    public static func range(_ x: UnsafeBufferPointer<Float>) -> RangeStats {
+        var stats = RangeStats.empty
+        for v in x {
+            if v.isFinite {
+                stats.min = Swift.min(stats.min, v)
+                stats.max = Swift.max(stats.max, v)
+            } else {
+                stats.nonFinite += 1
+            }
+        }
+        return stats
+    }
+
+    /// Same contract as `Kernels.quantizeGroups`.
+    public static func quantizeGroups(
+        _ x: UnsafeBufferPointer<Float>, rows: Int, cols: Int, groupSize: Int, symmetric: Bool,
+        q: UnsafeMutableBufferPointer<Int8>, scales: UnsafeMutableBufferPointer<Float>,
+        zeroPoints: UnsafeMutableBufferPointer<Int8>
+    ) -> TileResult {
+        let groups = checkTile(x.count, rows: rows, cols: cols, groupSize: groupSize, symmetric: symmetric,
+                               q: q.count, scales: scales.count, zeroPoints: zeroPoints.count)
+        var errors = ErrorAccumulator()
+        var nonFinite = 0
+        for r in 0..<rows {
+            for g in 0..<groups {
+                let start = r * cols + g * groupSize
+                let end = start + Swift.min(groupSize, cols - g * groupSize)
+                let group = UnsafeBufferPointer(rebasing: x[start..<end])
+                let range = range(group)
+                nonFinite += range.nonFinite
+                let params = symmetric
+                    ? QuantParams.symmetric(absmax: range.absmax)
+                    : QuantParams.asymmetric(min: range.min, max: range.max)
+                scales[r * groups + g] = params.scale
+                if !symmetric { zeroPoints[r * groups + g] = params.zeroPoint }
+                let book = Codebook(params, symmetric: symmetric)
+                for i in start..<end { q[i] = errors.add(x[i], book) }
+            }
+        }
+        return TileResult(stats: errors.stats, nonFinite: nonFinite)
+    }
+
+    /// Same contract as `Kernels.quantize`.
+    public static func quantize(
+        _ x: UnsafeBufferPointer<Float>, params: QuantParams, symmetric: Bool, q: UnsafeMutableBufferPointer<Int8>
+    ) -> ErrorStats {
+        checkFixed(x.count, params: params, symmetric: symmetric, q: q.count)
+        let book = Codebook(params, symmetric: symmetric)
+        var errors = ErrorAccumulator()
+        for i in x.indices { q[i] = errors.add(x[i], book) }
+        return errors.stats
+    }
+
+    /// Same contract as `Kernels.dequantizeGroups`.
+    public static func dequantizeGroups(
+        _ q: UnsafeBufferPointer<Int8>, rows: Int, cols: Int, groupSize: Int, scales: UnsafeBufferPointer<Float>,
+        zeroPoints: UnsafeBufferPointer<Int8>?, into out: UnsafeMutableBufferPointer<Float>
+    ) {
+        let groups = checkDequantize(q.count, rows: rows, cols: cols, groupSize: groupSize, scales: scales.count,
+                                     zeroPoints: zeroPoints?.count, out: out.count)
+        for r in 0..<rows {
+            for c in 0..<cols {
+                let g = r * groups + c / groupSize
+                let zp = Int(zeroPoints?[g] ?? 0)
+                out[r * cols + c] = scales[g] * Float(Int(q[r * cols + c]) - zp)
+            }
+        }
+    }
+}
+
+/// The code of one value and its error, summed in Double.
+private struct ErrorAccumulator {
+    var stats = ErrorStats.zero
+
+    /// code = clamp(round_half_even(x * (1 / scale)), lowest, highest) + zeroPoint; NaN codes as qmax.
+    mutating func add(_ x: Float, _ book: Codebook) -> Int8 {
+        let v = x * book.inverseScale
+        var k = book.highest
+        if !v.isNaN {
+            let rounded = v.rounded(.toNearestOrEven)
+            if rounded < book.lowest || rounded > book.highest { stats.clipped += 1 }
+            k = Swift.min(Swift.max(rounded, book.lowest), book.highest)
+        }
+        let code = Int8(Int32(k) + book.zeroPoint)
+        let dequantized = book.scale * Float(Int32(code) - book.zeroPoint)
+        let error = Double(x) - Double(dequantized)
+        stats.count += 1
+        stats.sumSquaredError += error * error
+        stats.sumSquaredSignal += Double(x) * Double(x)
+        stats.maxAbsError = Swift.max(stats.maxAbsError, Float(abs(error)))
+        return code
+    }
+}
+
+/// Checks a tile's sizes at the public edge and returns the number of groups per row.
+func checkTile(
+    _ count: Int, rows: Int, cols: Int, groupSize: Int, symmetric: Bool, q: Int, scales: Int, zeroPoints: Int
+) -> Int {
+    precondition(rows >= 0 && cols >= 0 && groupSize >= 1, "bad tile shape")
+    precondition(count == rows * cols && q == count, "x and q must hold rows * cols elements")
+    let groups = groupsPerRow(cols: cols, groupSize: groupSize)
+    precondition(scales == rows * groups, "scales must hold rows * groupsPerRow elements")
+    precondition(zeroPoints == (symmetric ? 0 : rows * groups), "zeroPoints: empty when symmetric, else as scales")
+    return groups
+}
+
+/// Checks per-tensor quantization arguments at the public edge.
+func checkFixed(_ count: Int, params: QuantParams, symmetric: Bool, q: Int) {
+    precondition(q == count, "q must hold as many elements as x")
+    precondition(!symmetric || params.zeroPoint == 0, "symmetric params have zero point 0")
+    precondition(params.scale.isFinite && params.scale >= .leastNormalMagnitude, "scale must be finite and normal")
+}
+
+/// Checks dequantization arguments at the public edge and returns the number of groups per row.
+func checkDequantize(
+    _ count: Int, rows: Int, cols: Int, groupSize: Int, scales: Int, zeroPoints: Int?, out: Int
+) -> Int {
+    precondition(rows >= 0 && cols >= 0 && groupSize >= 1, "bad tile shape")
+    precondition(count == rows * cols && out == count, "q and out must hold rows * cols elements")
+    let groups = groupsPerRow(cols: cols, groupSize: groupSize)
+    precondition(scales == rows * groups, "scales must hold rows * groupsPerRow elements")
+    precondition(zeroPoints.map { $0 == scales } ?? true, "zeroPoints must match scales")
+    return groups
+}
+
+/// ceil(cols / groupSize): groups along one row, the last one possibly short.
+func groupsPerRow(cols: Int, groupSize: Int) -> Int { cols == 0 ? 0 : (cols - 1) / groupSize + 1 }
