@@ -1,3 +1,4 @@
+import Foundation
 import SafeTensors
 import Testing
 import TestSupport
@@ -165,4 +166,38 @@ struct FixtureTests {
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("ok"))
     }
+}
+
+@Suite("README") struct ReadmeTests {
+    @Test("the README's Python snippet loads and dequantizes an output",
+          .enabled(if: Shell.python(has: ["safetensors", "numpy", "zstandard"]),
+                   "python3 with safetensors, numpy and zstandard is absent"))
+    func pythonSnippet() throws {
+        let readme = String(decoding: try TempDir.read(Paths.root + "/README.md"), as: UTF8.self)
+        let block = try #require(readme.components(separatedBy: "```python\n").dropFirst().first?
+            .components(separatedBy: "```").first)
+        let dir = TempDir("quantd-readme")
+        defer { dir.remove() }
+        var rng = SeededRandom(seed: 2)
+        var c = Checkpoint()
+        c.addRandom("encoder.layer.0.attention.self.query.weight", shape: [48, 300], rng: &rng)
+        try c.write(to: dir["model.safetensors"])
+        for extra in [[String](), ["--asymmetric", "--granularity", "group", "--group-size", "64"],
+                      ["--granularity", "tensor", "--asymmetric"]] {
+            _ = Shell.run("/bin/rm", ["-rf", dir["q-out"]])
+            let q = Shell.run(Paths.quantd, ["quantize", dir["model.safetensors"], "-o", dir["q-out"]] + extra)
+            #expect(q.status == 0, "\(q.stderr)")
+            let script = "import os; os.chdir(\(pythonString(dir.path)))\n" + block + """
+                from safetensors.numpy import load_file
+                x = load_file("model.safetensors")[name]
+                ok = np.abs(w - x).max() <= scale.max() * 0.5001
+                print("shape", w.shape, "error", "ok" if ok else np.abs(w - x).max())
+                """
+            let r = Shell.run(try #require(Shell.which("python3")), ["-c", script])
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(r.stdout.contains("shape (48, 300) error ok"), "\(r.stdout)")
+        }
+    }
+
+    private func pythonString(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "\\'") + "'" }
 }
