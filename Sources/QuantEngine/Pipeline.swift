@@ -102,6 +102,7 @@ final class Pipeline: @unchecked Sendable {
         for _ in 0..<threads {
             DispatchQueue.global().async(group: group) { [self] in work() }
         }
+        DispatchQueue.global().async(group: group) { [self] in hashInput() }
         var outcome: FileOutcome
         do throws(EngineError) {
             outcome = try write(output, progress: progress)
@@ -325,10 +326,53 @@ final class Pipeline: @unchecked Sendable {
         do { try file.read(absoluteOffset: offset, into: buffer) } catch { throw EngineError(error, stage: "read") }
     }
 
-    // MARK: Writer
+    // MARK: Writer and hasher
+
+    /// The two in-order consumers run side by side: the writer (the calling thread) appends frames and hashes the
+    /// output; the hasher hashes the input bytes the units read. A unit goes back to the pool when both are done.
+    private var emitted = 0
+    private var hashed = 0
+    private var inputDigest: (sha256: String, bytes: Int)?
+
+    /// Under the monitor: gives unit `index` back once both consumers are past it. Units retire in order.
+    private func retire(_ index: Int) {
+        guard emitted > index, hashed > index, let buffers = done[index] else { return }
+        budget?.release(plan.units[index].budgetBytes)
+        buffers.reset()
+        pool.append(buffers)
+        done[index] = nil
+        written = index + 1
+        monitor.broadcast()
+    }
+
+    /// Waits for unit `index` to be done; nil when the job failed.
+    private func completed(_ index: Int) -> UnitBuffers? {
+        monitor.withLock {
+            while failure == nil && done[index] == nil { monitor.wait() }
+            return failure == nil ? done[index] : nil
+        }
+    }
+
+    private func hashInput() {
+        var hash = SHA256()
+        var bytes = 0
+        for index in plan.units.indices {
+            guard let buffers = completed(index) else { return }
+            hash.update(bufferPointer: buffers.inputBytes)
+            bytes += buffers.inputCount
+            monitor.withLock {
+                hashed = index + 1
+                retire(index)
+            }
+        }
+        let digest = (hash.finalize().hex, bytes)
+        monitor.withLock {
+            inputDigest = digest
+            monitor.broadcast()
+        }
+    }
 
     private func write(_ output: OutputFile, progress: (Int, Int) -> Void) throws(EngineError) -> FileOutcome {
-        var inputHash = SHA256()
         var outputHash = SHA256()
         var frames: [Manifest.Frame] = []
         frames.reserveCapacity(plan.units.count)
@@ -336,13 +380,7 @@ final class Pipeline: @unchecked Sendable {
         var inputBytes = 0
         var tensorsDone = plan.tensors.count { $0.info.byteCount == 0 }
         for (index, unit) in plan.units.enumerated() {
-            let buffers = try monitor.withLock { () throws(EngineError) -> UnitBuffers in
-                while failure == nil && done[index] == nil { monitor.wait() }
-                if let failure { throw failure }
-                return done[index]!
-            }
-            inputHash.update(bufferPointer: buffers.inputBytes)
-            inputBytes += buffers.inputCount
+            guard let buffers = completed(index) else { break }
             if !buffers.frame.isEmpty {
                 let offset = output.written
                 try output.write(buffers.frame)
@@ -352,26 +390,27 @@ final class Pipeline: @unchecked Sendable {
                                              tensor: frameLabel(unit.kind)))
                 rawOffset += unit.outputBytes
             }
+            inputBytes += unit.inputBytes
             if let t = unit.finishesTensor(in: plan) {
                 tensorsDone += 1
                 if plan.tensors[t].layout != nil {
                     monitor.withLock { finalStats[t] = states.removeValue(forKey: t)?.stats }
                 }
             }
-            budget?.release(unit.budgetBytes)
             monitor.withLock {
-                buffers.reset()
-                pool.append(buffers)
-                done[index] = nil
-                written = index + 1
-                monitor.broadcast()
+                emitted = index + 1
+                retire(index)
             }
             progress(tensorsDone, inputBytes)
         }
+        let digest = try monitor.withLock { () throws(EngineError) -> (sha256: String, bytes: Int) in
+            while failure == nil && inputDigest == nil { monitor.wait() }
+            if let failure { throw failure }
+            return inputDigest!
+        }
         precondition(rawOffset == plan.outputRawSize, "frames cover the planned output")
         return FileOutcome(frames: frames, outputSize: output.written, outputSHA256: outputHash.finalize().hex,
-                           inputSHA256: inputHash.finalize().hex, inputSize: inputBytes,
-                           tensorStats: [])
+                           inputSHA256: digest.sha256, inputSize: digest.bytes, tensorStats: [])
     }
 
     private func frameLabel(_ kind: UnitKind) -> String {
