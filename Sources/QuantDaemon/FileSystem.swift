@@ -1,3 +1,4 @@
+internal import CLinux
 internal import Glibc
 
 /// A failed system call: which call, on which path, and the errno it returned.
@@ -33,14 +34,6 @@ struct EntryStat: Sendable, Equatable {
 
 /// Thin wrappers over the few system calls the spool needs, each retried on EINTR.
 enum FS {
-    typealias RenameAt2 = @convention(c) (Int32, UnsafePointer<CChar>, Int32, UnsafePointer<CChar>, UInt32) -> Int32
-
-    /// glibc's `renameat2`, which Swift's Glibc module does not declare (it needs _GNU_SOURCE).
-    private static let renameat2Function: RenameAt2? = {
-        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "renameat2") else { return nil }
-        return unsafeBitCast(symbol, to: RenameAt2.self)
-    }()
-
     static func lstatEntry(_ path: String) throws(SystemError) -> EntryStat {
         var st = stat()
         guard lstat(path, &st) == 0 else { throw SystemError("lstat", path: path, errno: errno) }
@@ -92,12 +85,7 @@ enum FS {
     static func renameNoReplace(_ from: [UInt8], _ to: String) throws(SystemError) {
         let result: Int32 = (from + [0]).withUnsafeBufferPointer { source in
             source.withMemoryRebound(to: CChar.self) { source in
-                if let renameat2Function {
-                    return renameat2Function(AT_FDCWD, source.baseAddress!, AT_FDCWD, to, 1)
-                }
-                // Without renameat2 (never seen on glibc >= 2.28): check, then rename.
-                if exists(to) { Glibc.errno = EEXIST; return -1 }
-                return rename(source.baseAddress!, to)
+                quantd_renameat2(AT_FDCWD, source.baseAddress!, AT_FDCWD, to, quantd_rename_noreplace)
             }
         }
         if result != 0 {
