@@ -24,7 +24,7 @@ public final class Daemon {
     enum Origin: Equatable {
         /// Renamed in: complete at once.
         case renamedIn
-        /// Created in place and not yet closed by its writer.
+        /// Created or written in place and not yet closed by its writer.
         case writing
         /// Closed by its writer, or found by a scan: ready once unchanged for settle_seconds.
         case settling
@@ -247,6 +247,10 @@ public final class Daemon {
             guard let name = acceptable(raw) else { return }
             // inotify does not see writes inside a new folder: its stability decides.
             note(name, origin: isDirectory ? .settling : .writing, now: now, override: true)
+        case .modified(let raw):
+            // Written again after a close (create, close, reopen, write): wait for the next close.
+            guard let name = acceptable(raw), candidates[name]?.origin != .writing else { return }
+            note(name, origin: .writing, now: now, override: true)
         case .closedWrite(let raw):
             guard let name = acceptable(raw) else { return }
             note(name, origin: .settling, now: now, override: true)

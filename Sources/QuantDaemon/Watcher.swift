@@ -4,6 +4,8 @@ internal import Glibc
 enum WatchEvent: Equatable {
     /// Created in place (a writer opened a new file, or mkdir).
     case created(name: [UInt8], isDirectory: Bool)
+    /// Written to: a writer is at work, wait for its close.
+    case modified(name: [UInt8])
     /// A writer closed it: a file written in place may be complete.
     case closedWrite(name: [UInt8])
     /// Renamed in: complete at once.
@@ -15,6 +17,7 @@ enum WatchEvent: Equatable {
 }
 
 /// inotify on one folder, non-blocking; its descriptor goes into the daemon's poll().
+/// IN_MODIFY costs little: the kernel merges identical consecutive events of one writer.
 final class InotifyWatcher {
     let fd: Int32
     let directory: String
@@ -24,7 +27,7 @@ final class InotifyWatcher {
         fd = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
         guard fd >= 0 else { throw SystemError("inotify_init1", path: directory, errno: errno) }
         self.directory = directory
-        let mask = UInt32(IN_CREATE | IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_ONLYDIR)
+        let mask = UInt32(IN_CREATE | IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_ONLYDIR)
         guard inotify_add_watch(fd, directory, mask) >= 0 else {
             let error = SystemError("inotify_add_watch", path: directory, errno: errno)
             close(fd)
@@ -67,6 +70,8 @@ final class InotifyWatcher {
                     events.append(.movedIn(name: name))
                 } else if mask & UInt32(IN_CLOSE_WRITE) != 0 {
                     events.append(.closedWrite(name: name))
+                } else if mask & UInt32(IN_MODIFY) != 0 {
+                    events.append(.modified(name: name))
                 } else if mask & UInt32(IN_CREATE) != 0 {
                     events.append(.created(name: name, isDirectory: mask & UInt32(IN_ISDIR) != 0))
                 } else if mask & UInt32(IN_MOVED_FROM | IN_DELETE) != 0 {
