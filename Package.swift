@@ -58,12 +58,20 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .target(
+            name: "TestSupport",
+            dependencies: ["SafeTensors", "Zstd"],
+            path: "Tests/TestSupport"
+        ),
         .testTarget(name: "ZstdTests", dependencies: ["Zstd"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization"]),
-        .testTarget(name: "QuantEngineTests", dependencies: ["QuantEngine", "Zstd", "SafeTensors"]),
+        .testTarget(
+            name: "QuantEngineTests",
+            dependencies: ["QuantEngine", "Quantization", "Zstd", "SafeTensors", "TestSupport"]
+        ),
         .testTarget(name: "QuantDaemonTests", dependencies: ["QuantDaemon"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["SafeTensors", "Zstd"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["SafeTensors", "Zstd", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,4 +1,11 @@
+import Dispatch
+import FoundationEssentials
+import Quantization
+import SafeTensors
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The version written into every manifest and output header.
 public let quantdVersion = "0.1.0"
@@ -17,16 +24,249 @@ public enum Engine {
     ///
     /// The folder is staged beside `output` as `.NAME.tmp-*`, fsynced and renamed into place
     /// only when complete; on failure nothing is left behind. An existing `output` is refused
-    /// unless `force`.
+    /// unless `force`. Symlinks are never followed (resolve them before calling, if you mean them).
     public static func quantize(
         input: String,
         output: String,
         options: QuantizeOptions,
         force: Bool = false,
+        limits: HeaderLimits = HeaderLimits(),
         budget: ByteBudget? = nil,
         cancel: CancellationFlag? = nil,
         progress: (@Sendable (Progress) -> Void)? = nil
     ) throws(EngineError) -> Manifest {
-        throw EngineError(.io, file: input, reason: "engine not built yet", stage: "open")
+        let clock = ContinuousClock()
+        let t0 = clock.now
+        let startedAt = Date.now
+        try options.validate()
+        let selection = try Selection(include: options.include, exclude: options.exclude)
+
+        let final = output.count > 1 && output.hasSuffix("/") ? String(output.dropLast()) : output
+        let parent = Path.directory(of: final)
+        let name = Path.base(of: final)
+        guard !name.isEmpty, name != ".", name != ".." else {
+            throw EngineError(.cannotCreateOutput, file: output, reason: "not a usable folder name", stage: "open")
+        }
+        if FileSystem.kind(final) != .missing && !force {
+            throw EngineError(.cannotCreateOutput, file: final, reason: "already exists (pass --force to replace it)",
+                              stage: "open")
+        }
+
+        let source = try Source.open(input, limits: limits)
+        var plans: [FilePlan] = []
+        for file in source.files {
+            let keep = options.keepNonFinite ? try nonFiniteCandidates(file, selection: selection) : []
+            plans.append(Planner.plan(file: file, selection: selection, options: options, keep: keep))
+        }
+        let t1 = clock.now
+
+        try FileSystem.makeDirectories(parent, stage: "open")
+        let staging = "\(parent)/.\(name).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileSystem.makeDirectory(staging, stage: "write")
+        do throws(EngineError) {
+            let threads = options.threads > 0 ? options.threads : Engine.cores
+            let tracker = ProgressTracker(plans: plans, files: source.files, report: progress, clock: clock, start: t0)
+            var outputs: [Manifest.OutputFile] = []
+            var sources: [Manifest.SourceFile] = []
+            var records: [Manifest.TensorRecord] = []
+            for (k, (file, plan)) in zip(source.files, plans).enumerated() {
+                let out = try OutputFile(creating: staging + "/" + plan.outputName, stage: "write")
+                let pipeline = Pipeline(plan: plan, file: file, level: options.level, threads: threads,
+                                        budget: budget, cancel: cancel)
+                let outcome = try pipeline.run(output: out) { tensors, bytes in
+                    tracker.update(file: k, tensors: tensors, bytes: bytes)
+                }
+                try out.sync()
+                guard outcome.inputSize == file.fileSize else {
+                    throw EngineError(.badInput, file: file.path,
+                                      reason: "changed while being read (\(outcome.inputSize) bytes hashed, "
+                                        + "\(file.fileSize) expected)", stage: "quantize")
+                }
+                sources.append(.init(file: plan.sourceName, size: file.fileSize, sha256: outcome.inputSHA256))
+                outputs.append(.init(file: plan.outputName, source: plan.sourceName, size: outcome.outputSize,
+                                     sha256: outcome.outputSHA256, rawSize: plan.outputRawSize,
+                                     frames: outcome.frames))
+                records += Self.records(plan, stats: outcome.tensorStats, options: options)
+            }
+            tracker.finish()
+            let t2 = clock.now
+
+            for side in try SideFiles.write(source: source, plans: plans, options: options, records: records,
+                                            into: staging) {
+                sources.append(side.source)
+                outputs.append(side.output)
+            }
+            var manifest = Manifest(
+                schemaVersion: Manifest.schemaVersion, quantdVersion: quantdVersion, config: options,
+                startedAt: startedAt.ISO8601Format(), finishedAt: "", sources: sources, outputs: outputs,
+                tensors: records, totals: Self.totals(records, outputs: outputs),
+                timings: .init(planSeconds: (t1 - t0).seconds, quantizeSeconds: (t2 - t1).seconds,
+                               commitSeconds: 0, totalSeconds: 0))
+            manifest.finishedAt = Date.now.ISO8601Format()
+            manifest.timings.commitSeconds = (clock.now - t2).seconds
+            manifest.timings.totalSeconds = (clock.now - t0).seconds
+            try writeManifest(manifest, into: staging)
+            try FileSystem.fsyncPath(staging, stage: "commit")
+            try commit(staging, to: final, force: force)
+            try FileSystem.fsyncPath(parent, stage: "commit")
+            return manifest
+        } catch {
+            FileSystem.removeTree(staging)
+            throw error
+        }
+    }
+
+    /// Cores this process may run on.
+    public static var cores: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+
+    /// Renames the staged folder into place; with `force`, swaps it with the old one atomically and then
+    /// deletes the old one, so a reader sees either the old output or the new, never a mix.
+    private static func commit(_ staging: String, to final: String, force: Bool) throws(EngineError) {
+        if force && FileSystem.kind(final) != .missing {
+            try FileSystem.exchange(staging, final, stage: "commit")
+            FileSystem.removeTree(staging)
+        } else {
+            do throws(EngineError) { try FileSystem.renameNoReplace(staging, final, stage: "commit") } catch {
+                if error.kind == .cannotCreateOutput {
+                    throw EngineError(.cannotCreateOutput, file: final,
+                                      reason: "appeared while quantizing (pass --force to replace it)", stage: "commit")
+                }
+                throw error
+            }
+        }
+    }
+
+    private static func writeManifest(_ manifest: Manifest, into staging: String) throws(EngineError) {
+        let path = staging + "/manifest.json"
+        let bytes: [UInt8]
+        do { bytes = try manifest.encoded() } catch {
+            throw EngineError(.io, file: path, reason: "cannot encode the manifest: \(error)", stage: "commit")
+        }
+        let out = try OutputFile(creating: path, stage: "commit")
+        try out.write(bytes, stage: "commit")
+        try out.sync()
+    }
+
+    /// Candidates holding NaN or Inf, found by a scan before planning (only with --keep-nonfinite).
+    private static func nonFiniteCandidates(_ file: SafeTensorsFile, selection: Selection) throws(EngineError)
+        -> Set<String>
+    {
+        let candidates = file.header.tensors.filter {
+            if case .quantize = selection.decide($0) { return true }
+            return false
+        }
+        let found = Mutex<(names: Set<String>, error: EngineError?)>(([], nil))
+        DispatchQueue.concurrentPerform(iterations: candidates.count) { i in
+            var raw = ScratchBuffer()
+            var floats = ScratchBuffer()
+            do throws(EngineError) {
+                let stats = try NonFinite.scan(candidates[i], file: file, raw: &raw, floats: &floats)
+                if stats.nonFinite > 0 { found.withLock { _ = $0.names.insert(candidates[i].name) } }
+            } catch {
+                found.withLock { $0.error = $0.error ?? error }
+            }
+        }
+        let result = found.withLock { $0 }
+        if let e = result.error { throw e }
+        return result.names
+    }
+
+    static func records(_ plan: FilePlan, stats: [ErrorStats?], options: QuantizeOptions) -> [Manifest.TensorRecord] {
+        plan.tensors.enumerated().map { i, p in
+            let info = p.info
+            guard let l = p.layout, let s = stats[i] else {
+                return .init(name: info.name, file: plan.sourceName, shape: info.shape, sourceDtype: info.dtype.rawValue,
+                             storedDtype: info.dtype.rawValue, decision: "kept", reason: p.reason, scheme: nil,
+                             error: nil, sourceBytes: info.byteCount, storedBytes: info.byteCount)
+            }
+            let scheme = Manifest.Scheme(bits: 8, granularity: l.granularity.rawValue,
+                                         groupSize: l.granularity == .group ? l.groupSize : nil,
+                                         symmetric: l.symmetric, calibrator: options.calibrator, scaleDtype: "F32")
+            let figures = Manifest.ErrorFigures(relativeRmse: s.relativeRMSE, sqnrDb: s.sqnrDB.isFinite ? s.sqnrDB : nil,
+                                                maxAbsError: Double(s.maxAbsError), clippedFraction: s.clippedFraction)
+            let stored = info.elementCount + l.scaleCount * (l.symmetric ? 4 : 5)
+            return .init(name: info.name, file: plan.sourceName, shape: info.shape, sourceDtype: info.dtype.rawValue,
+                         storedDtype: "I8", decision: "quantized", reason: p.reason, scheme: scheme, error: figures,
+                         sourceBytes: info.byteCount, storedBytes: stored)
+        }
+    }
+
+    static func totals(_ records: [Manifest.TensorRecord], outputs: [Manifest.OutputFile]) -> Manifest.Totals {
+        let quantized = records.filter { $0.decision == "quantized" }
+        let sourceBytes = records.reduce(0) { $0 + $1.sourceBytes }
+        let compressed = outputs.reduce(0) { $0 + $1.size }
+        let weights = quantized.reduce(0) { $0 + $1.shape.reduce(1, *) }
+        let worst = quantized.min { ($0.error?.sqnrDb ?? .infinity) < ($1.error?.sqnrDb ?? .infinity) }
+        return .init(tensors: records.count, quantized: quantized.count, kept: records.count - quantized.count,
+                     sourceBytes: sourceBytes, outputRawBytes: outputs.reduce(0) { $0 + $1.rawSize },
+                     compressedBytes: compressed,
+                     compressionRatio: compressed > 0 ? Double(sourceBytes) / Double(compressed) : 0,
+                     bitsPerQuantizedWeight: weights > 0
+                        ? Double(quantized.reduce(0) { $0 + $1.storedBytes } * 8) / Double(weights) : nil,
+                     worstTensor: worst?.name, worstSqnrDb: worst?.error?.sqnrDb)
+    }
+}
+
+extension QuantizeOptions {
+    func validate() throws(EngineError) {
+        func bad(_ flag: String, _ why: String) -> EngineError {
+            EngineError(.usage, file: flag, reason: why, stage: "plan")
+        }
+        guard groupSize >= 1 else { throw bad("--group-size", "must be at least 1 (got \(groupSize))") }
+        guard (-7...22).contains(level) else { throw bad("--level", "must be between -7 and 22 (got \(level))") }
+        guard threads >= 0 else { throw bad("--threads", "must be 0 (all cores) or more (got \(threads))") }
+    }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
+}
+
+/// Sums the writers' progress over the files of a job and reports it a few times a second.
+private final class ProgressTracker: Sendable {
+    private struct State {
+        var tensors: [Int]
+        var bytes: [Int]
+        var last: ContinuousClock.Instant
+    }
+    private let state: Mutex<State>
+    private let tensorsTotal: Int
+    private let bytesTotal: Int
+    private let report: (@Sendable (Progress) -> Void)?
+    private let clock: ContinuousClock
+    private let start: ContinuousClock.Instant
+
+    init(plans: [FilePlan], files: [SafeTensorsFile], report: (@Sendable (Progress) -> Void)?,
+         clock: ContinuousClock, start: ContinuousClock.Instant) {
+        tensorsTotal = plans.reduce(0) { $0 + $1.tensors.count }
+        bytesTotal = files.reduce(0) { $0 + $1.fileSize }
+        state = Mutex(State(tensors: Array(repeating: 0, count: plans.count),
+                            bytes: Array(repeating: 0, count: plans.count), last: start))
+        self.report = report
+        self.clock = clock
+        self.start = start
+    }
+
+    func update(file: Int, tensors: Int, bytes: Int) {
+        guard report != nil else { return }
+        let now = clock.now
+        let snapshot = state.withLock { s -> Progress? in
+            s.tensors[file] = tensors
+            s.bytes[file] = bytes
+            guard now - s.last >= .milliseconds(250) else { return nil }
+            s.last = now
+            return progress(s, now)
+        }
+        if let snapshot { report?(snapshot) }
+    }
+
+    func finish() {
+        guard let report else { return }
+        report(state.withLock { progress($0, clock.now) })
+    }
+
+    private func progress(_ s: State, _ now: ContinuousClock.Instant) -> Progress {
+        Progress(tensorsDone: s.tensors.reduce(0, +), tensorsTotal: tensorsTotal, bytesDone: s.bytes.reduce(0, +),
+                 bytesTotal: bytesTotal, elapsedSeconds: (now - start).seconds)
     }
 }

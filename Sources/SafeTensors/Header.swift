@@ -38,8 +38,21 @@ public struct Header: Sendable, Hashable {
     public var dataStart: Int
     /// Length of the data buffer (the last tensor's end).
     public var dataLength: Int
-    /// Tensors sorted by data offset (the order of the bytes in the file).
-    public var tensorsByOffset: [TensorInfo] { tensors.sorted { $0.dataRange.lowerBound < $1.dataRange.lowerBound } }
+
+    /// Builds a header from parts already validated (the writer's output, or a test's).
+    public init(metadata: [(key: String, value: String)], tensors: [TensorInfo], dataStart: Int, dataLength: Int) {
+        self.metadata = metadata
+        self.tensors = tensors
+        self.dataStart = dataStart
+        self.dataLength = dataLength
+    }
+
+    /// Tensors sorted by data offset (the order of the bytes in the file; zero-size tensors before their neighbour).
+    public var tensorsByOffset: [TensorInfo] {
+        tensors.sorted {
+            ($0.dataRange.lowerBound, $0.dataRange.upperBound) < ($1.dataRange.lowerBound, $1.dataRange.upperBound)
+        }
+    }
 
     public static func == (a: Header, b: Header) -> Bool {
         a.tensors == b.tensors && a.dataStart == b.dataStart && a.dataLength == b.dataLength

@@ -1,11 +1,18 @@
 import ArgumentParser
+import QuantEngine
 
-/// The `quantd` command: a daemon that quantizes checkpoints dropped into a spool, and its tools.
 @main
-struct Quantd: AsyncParsableCommand {
+struct Quantd: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "quantd",
-        abstract: "Quantize fp32/fp16/bf16 safetensors checkpoints to int8, as a spool daemon or one-shot.",
-        subcommands: [Run.self, Status.self]
+        abstract: "Quantize fp32/fp16/bf16 safetensors checkpoints to int8 (zstd frames with a manifest), as a spool daemon or one-shot.",
+        version: quantdVersion,
+        subcommands: [Run.self, Status.self, Quantize.self, Inspect.self, Verify.self, Dequantize.self]
     )
+}
+
+/// Prints an engine error the way every command does and exits with its sysexits code.
+func fail(_ error: EngineError) -> ExitCode {
+    Terminal.error("\(error)")
+    return ExitCode(error.exitCode)
 }

@@ -1,0 +1,439 @@
+import Crypto
+import Dispatch
+import Quantization
+import SafeTensors
+import Zstd
+
+/// What the pipeline measured for one quantized tensor.
+struct TensorOutcome: Sendable {
+    var stats: ErrorStats
+}
+
+/// What the pipeline produced for one file.
+struct FileOutcome: Sendable {
+    var frames: [Manifest.Frame]
+    var outputSize: Int
+    var outputSHA256: String
+    var inputSHA256: String
+    var inputSize: Int
+    /// Indexed like `FilePlan.tensors`; nil for tensors left alone.
+    var tensorStats: [ErrorStats?]
+}
+
+/// Per quantized tensor, while its units are in flight: scales written by the tiles, the tiles'
+/// error figures (merged in tile order, so the result does not depend on the thread count).
+private final class TensorState: @unchecked Sendable {
+    // @unchecked: tiles write disjoint slices of `scales`, `zeroPoints` and `tileStats`; `params` and the
+    // counters are read and written under the pipeline's monitor.
+    let scales: UnsafeMutableBufferPointer<Float>
+    let zeroPoints: UnsafeMutableBufferPointer<Int8>
+    let tileStats: UnsafeMutableBufferPointer<ErrorStats>
+    var params: QuantParams?
+    var tilesLeft: Int
+
+    init(layout: QuantLayout, tiles: Int) {
+        scales = .allocate(capacity: layout.scaleCount)
+        scales.initialize(repeating: 0)
+        zeroPoints = .allocate(capacity: layout.symmetric ? 0 : layout.scaleCount)
+        zeroPoints.initialize(repeating: 0)
+        tileStats = .allocate(capacity: tiles)
+        tileStats.initialize(repeating: .zero)
+        tilesLeft = tiles
+    }
+
+    deinit {
+        scales.deallocate()
+        zeroPoints.deallocate()
+        tileStats.deallocate()
+    }
+
+    var stats: ErrorStats { tileStats.reduce(into: ErrorStats.zero) { $0.merge($1) } }
+}
+
+/// Worker-private scratch: decoded floats and int8 codes of the current tile.
+private struct WorkerScratch: ~Copyable {
+    var floats = ScratchBuffer()
+    var codes = ScratchBuffer()
+    var raw = ScratchBuffer()
+}
+
+/// Runs one file's plan: workers pull units in order (bounded window), quantize and compress them;
+/// the calling thread writes frames in order and hashes input and output as the bytes stream through.
+final class Pipeline: @unchecked Sendable {
+    // @unchecked: mutable state is behind `monitor`; see each field.
+    private let plan: FilePlan
+    private let file: SafeTensorsFile
+    private let level: Int
+    private let threads: Int
+    private let window: Int
+    private let budget: ByteBudget?
+    private let cancel: CancellationFlag?
+
+    private let monitor = Monitor()
+    /// Serialises claiming a unit with taking its bytes from the shared budget, so budget is always held by
+    /// the lowest unwritten units and the writer can always make progress.
+    private let claimLock = Monitor()
+    private var next = 0
+    private var written = 0
+    private var failure: EngineError?
+    private var done: [UnitBuffers?]
+    private var pool: [UnitBuffers] = []
+    private var states: [Int: TensorState] = [:]
+    private var finalStats: [ErrorStats?]
+
+    init(plan: FilePlan, file: SafeTensorsFile, level: Int, threads: Int, budget: ByteBudget?,
+         cancel: CancellationFlag?) {
+        self.plan = plan
+        self.file = file
+        self.level = level
+        self.threads = max(1, min(threads, plan.units.count))
+        self.window = 2 * self.threads + 2
+        self.budget = budget
+        self.cancel = cancel
+        done = Array(repeating: nil, count: plan.units.count)
+        finalStats = Array(repeating: nil, count: plan.tensors.count)
+    }
+
+    /// Runs to completion, writing the compressed stream to `output`.
+    func run(output: OutputFile, progress: (_ tensorsDone: Int, _ bytesDone: Int) -> Void) throws(EngineError)
+        -> FileOutcome
+    {
+        let group = DispatchGroup()
+        for _ in 0..<threads {
+            DispatchQueue.global().async(group: group) { [self] in work() }
+        }
+        var outcome: FileOutcome
+        do throws(EngineError) {
+            outcome = try write(output, progress: progress)
+        } catch {
+            fail(error)
+            group.wait()
+            releaseUnwritten()
+            throw monitor.withLock { failure ?? error }
+        }
+        group.wait()
+        if let failure = monitor.withLock({ failure }) {
+            releaseUnwritten()
+            throw failure
+        }
+        outcome.tensorStats = finalStats
+        return outcome
+    }
+
+    /// After a failure: give back the budget of units that finished but were never written.
+    private func releaseUnwritten() {
+        let held = monitor.withLock { done.indices.filter { done[$0] != nil } }
+        for index in held { budget?.release(plan.units[index].budgetBytes) }
+    }
+
+    private func fail(_ error: EngineError) {
+        monitor.withLock {
+            if failure == nil { failure = error }
+            monitor.broadcast()
+        }
+    }
+
+    // MARK: Workers
+
+    private func work() {
+        var compressor: ZstdCompressor
+        do {
+            compressor = try ZstdCompressor(level: level, checksum: true)
+        } catch {
+            fail(EngineError(.io, file: plan.outputName, reason: "zstd: \(error)", stage: "compress"))
+            return
+        }
+        var scratch = WorkerScratch()
+        while let (index, buffers) = claim() {
+            do throws(EngineError) {
+                try process(plan.units[index], buffers: buffers, compressor: &compressor, scratch: &scratch)
+            } catch {
+                budget?.release(plan.units[index].budgetBytes)
+                fail(error)
+                return
+            }
+            monitor.withLock {
+                done[index] = buffers
+                monitor.broadcast()
+            }
+        }
+    }
+
+    /// The next unit in order and buffers for it, once the window and the budget allow; nil when there is
+    /// nothing left or the job failed.
+    private func claim() -> (Int, UnitBuffers)? {
+        claimLock.withLock { () -> (Int, UnitBuffers)? in
+            let index = monitor.withLock { () -> Int? in
+                while failure == nil && next < plan.units.count && next - written >= window {
+                    monitor.wait()
+                }
+                if failure == nil && cancel?.isCancelled == true {
+                    failure = EngineError(.cancelled, file: plan.sourcePath, reason: "cancelled", stage: "quantize")
+                    monitor.broadcast()
+                }
+                return failure == nil && next < plan.units.count ? next : nil
+            }
+            guard let index else { return nil }
+            budget?.acquire(plan.units[index].budgetBytes)
+            return monitor.withLock {
+                next = index + 1
+                return (index, pool.popLast() ?? UnitBuffers())
+            }
+        }
+    }
+
+    private func state(_ tensor: Int) -> TensorState {
+        monitor.withLock {
+            if let s = states[tensor] { return s }
+            let s = TensorState(layout: plan.tensors[tensor].layout!, tiles: plan.tilesPerTensor[tensor])
+            states[tensor] = s
+            return s
+        }
+    }
+
+    /// Waits until `ready` holds for the tensor's state (or the job failed).
+    private func waitFor(_ s: TensorState, _ ready: (TensorState) -> Bool) throws(EngineError) {
+        try monitor.withLock { () throws(EngineError) in
+            while failure == nil && !ready(s) { monitor.wait() }
+            if let failure { throw failure }
+        }
+    }
+
+    private func process(_ unit: Unit, buffers: UnitBuffers, compressor: inout ZstdCompressor,
+                         scratch: inout WorkerScratch) throws(EngineError) {
+        buffers.reset()
+        switch unit.kind {
+        case .header:
+            let raw = buffers.input.reserve(plan.inputHeaderBytes)
+            try read(absolute: 0, into: raw)
+            buffers.inputCount = raw.count
+            try plan.outputHeader.withUnsafeBytes { b in
+                Result { () throws(EngineError) in try compress(b, into: buffers, with: &compressor) }
+            }.get()
+
+        case .copy(let t, let range):
+            let info = plan.tensors[t].info
+            let raw = buffers.input.reserve(range.count)
+            try read(info, range, into: raw)
+            buffers.inputCount = raw.count
+            try compress(UnsafeRawBufferPointer(raw), into: buffers, with: &compressor)
+
+        case .calibrate(let t):
+            let p = plan.tensors[t]
+            let s = state(t)
+            let range = try scan(p, scratch: &scratch)
+            if range.nonFinite > 0 { throw nonFinite(p, count: range.nonFinite) }
+            let params = p.layout!.symmetric
+                ? QuantParams.symmetric(absmax: range.absmax)
+                : QuantParams.asymmetric(min: range.min, max: range.max)
+            s.scales[0] = params.scale
+            if !p.layout!.symmetric { s.zeroPoints[0] = params.zeroPoint }
+            monitor.withLock {
+                s.params = params
+                monitor.broadcast()
+            }
+
+        case .tile(let t, let rows, let tile):
+            let p = plan.tensors[t]
+            let l = p.layout!
+            let s = state(t)
+            let width = p.info.dtype.bitsPerElement / 8
+            let count = rows.count * l.cols
+            let start = rows.lowerBound * l.cols * width
+            let raw = buffers.input.reserve(count * width)
+            try read(p.info, start..<(start + count * width), into: raw)
+            buffers.inputCount = raw.count
+            let x = floats(raw, dtype: p.info.dtype, count: count, scratch: &scratch)
+            let q = scratch.codes.reserve(count).bindMemory(to: Int8.self)
+            let stats: ErrorStats
+            if l.granularity == .tensor {
+                try waitFor(s) { $0.params != nil }
+                let params = monitor.withLock { s.params! }
+                stats = Kernels.quantize(x, params: params, symmetric: l.symmetric, q: q)
+            } else {
+                let g = l.groupsPerRow
+                let scales = UnsafeMutableBufferPointer(rebasing: s.scales[(rows.lowerBound * g)..<(rows.upperBound * g)])
+                let zeros = l.symmetric
+                    ? UnsafeMutableBufferPointer(rebasing: s.zeroPoints[0..<0])
+                    : UnsafeMutableBufferPointer(rebasing: s.zeroPoints[(rows.lowerBound * g)..<(rows.upperBound * g)])
+                let result = Kernels.quantizeGroups(x, rows: rows.count, cols: l.cols, groupSize: l.groupSize,
+                                                    symmetric: l.symmetric, q: q, scales: scales, zeroPoints: zeros)
+                if result.nonFinite > 0 {
+                    throw nonFinite(p, count: try scan(p, scratch: &scratch).nonFinite)
+                }
+                stats = result.stats
+            }
+            s.tileStats[tile] = stats
+            try compress(UnsafeRawBufferPointer(q), into: buffers, with: &compressor)
+            monitor.withLock {
+                s.tilesLeft -= 1
+                monitor.broadcast()
+            }
+
+        case .scales(let t):
+            let s = state(t)
+            try waitFor(s) { $0.tilesLeft == 0 }
+            try compress(UnsafeRawBufferPointer(s.scales), into: buffers, with: &compressor)
+
+        case .zeroPoints(let t):
+            let s = state(t)
+            try waitFor(s) { $0.tilesLeft == 0 }
+            try compress(UnsafeRawBufferPointer(s.zeroPoints), into: buffers, with: &compressor)
+        }
+    }
+
+    /// The tile as Float32: F32 is used in place, other float types are decoded into scratch.
+    private func floats(_ raw: UnsafeMutableRawBufferPointer, dtype: DType, count: Int,
+                        scratch: inout WorkerScratch) -> UnsafeBufferPointer<Float> {
+        if dtype == .F32 { return UnsafeBufferPointer(raw.bindMemory(to: Float.self)) }
+        let out = scratch.floats.reserve(count * 4).bindMemory(to: Float.self)
+        Kernels.decode(UnsafeRawPointer(raw.baseAddress!), format: dtype.floatFormat, count: count,
+                       into: out.baseAddress!)
+        return UnsafeBufferPointer(out)
+    }
+
+    /// Range and non-finite count of a whole tensor, read tile by tile into scratch.
+    private func scan(_ p: TensorPlan, scratch: inout WorkerScratch) throws(EngineError) -> RangeStats {
+        try NonFinite.scan(p.info, file: file, raw: &scratch.raw, floats: &scratch.floats)
+    }
+
+    private func nonFinite(_ p: TensorPlan, count: Int) -> EngineError {
+        EngineError(.badInput, file: plan.sourcePath, tensor: p.info.name,
+                    reason: "holds \(count) non-finite values (NaN or Inf); "
+                        + "pass --keep-nonfinite to leave such tensors unquantized", stage: "quantize")
+    }
+
+    private func compress(_ bytes: UnsafeRawBufferPointer, into buffers: UnitBuffers,
+                          with compressor: inout ZstdCompressor) throws(EngineError) {
+        do {
+            _ = try compressor.compressFrame(bytes, appendingTo: &buffers.frame)
+        } catch {
+            throw EngineError(.io, file: plan.outputName, reason: "zstd: \(error)", stage: "compress")
+        }
+    }
+
+    private func read(_ info: TensorInfo, _ range: Range<Int>, into buffer: UnsafeMutableRawBufferPointer)
+        throws(EngineError)
+    {
+        let start = info.dataRange.lowerBound + range.lowerBound
+        do { try file.read(dataRange: start..<(start + range.count), into: buffer) } catch {
+            throw EngineError(error, stage: "read")
+        }
+    }
+
+    private func read(absolute offset: Int, into buffer: UnsafeMutableRawBufferPointer) throws(EngineError) {
+        do { try file.read(absoluteOffset: offset, into: buffer) } catch { throw EngineError(error, stage: "read") }
+    }
+
+    // MARK: Writer
+
+    private func write(_ output: OutputFile, progress: (Int, Int) -> Void) throws(EngineError) -> FileOutcome {
+        var inputHash = SHA256()
+        var outputHash = SHA256()
+        var frames: [Manifest.Frame] = []
+        frames.reserveCapacity(plan.units.count)
+        var rawOffset = 0
+        var inputBytes = 0
+        var tensorsDone = plan.tensors.count { $0.info.byteCount == 0 }
+        for (index, unit) in plan.units.enumerated() {
+            let buffers = try monitor.withLock { () throws(EngineError) -> UnitBuffers in
+                while failure == nil && done[index] == nil { monitor.wait() }
+                if let failure { throw failure }
+                return done[index]!
+            }
+            inputHash.update(bufferPointer: buffers.inputBytes)
+            inputBytes += buffers.inputCount
+            if !buffers.frame.isEmpty {
+                let offset = output.written
+                try output.write(buffers.frame)
+                buffers.frame.withUnsafeBytes { outputHash.update(bufferPointer: $0) }
+                frames.append(Manifest.Frame(offset: offset, compressedSize: buffers.frame.count,
+                                             rawSize: unit.outputBytes, rawOffset: rawOffset,
+                                             tensor: frameLabel(unit.kind)))
+                rawOffset += unit.outputBytes
+            }
+            if let t = unit.finishesTensor(in: plan) {
+                tensorsDone += 1
+                if plan.tensors[t].layout != nil {
+                    monitor.withLock { finalStats[t] = states.removeValue(forKey: t)?.stats }
+                }
+            }
+            budget?.release(unit.budgetBytes)
+            monitor.withLock {
+                buffers.reset()
+                pool.append(buffers)
+                done[index] = nil
+                written = index + 1
+                monitor.broadcast()
+            }
+            progress(tensorsDone, inputBytes)
+        }
+        precondition(rawOffset == plan.outputRawSize, "frames cover the planned output")
+        return FileOutcome(frames: frames, outputSize: output.written, outputSHA256: outputHash.finalize().hex,
+                           inputSHA256: inputHash.finalize().hex, inputSize: inputBytes,
+                           tensorStats: [])
+    }
+
+    private func frameLabel(_ kind: UnitKind) -> String {
+        switch kind {
+        case .header: "__header__"
+        case .copy(let t, _), .calibrate(let t), .tile(let t, _, _): plan.tensors[t].info.name
+        case .scales(let t): plan.tensors[t].scaleName
+        case .zeroPoints(let t): plan.tensors[t].zeroPointName
+        }
+    }
+}
+
+extension Unit {
+    /// Bytes this unit holds while in flight: what it read plus room for its frame.
+    var budgetBytes: Int { inputBytes + ZstdCompressor.compressBound(outputBytes) }
+
+    /// The tensor whose last unit this is, if any.
+    func finishesTensor(in plan: FilePlan) -> Int? {
+        switch kind {
+        case .header, .calibrate: return nil
+        case .copy(let t, let range):
+            return range.upperBound == plan.tensors[t].info.byteCount ? t : nil
+        case .tile: return nil
+        case .scales(let t): return plan.tensors[t].layout!.symmetric ? t : nil
+        case .zeroPoints(let t): return t
+        }
+    }
+}
+
+extension Digest {
+    var hex: String {
+        var s = ""
+        s.reserveCapacity(Self.byteCount * 2)
+        for b in self {
+            s.append(Character(Unicode.Scalar(UInt8(ascii: "0") + b >> 4 + (b >> 4 > 9 ? 39 : 0))))
+            s.append(Character(Unicode.Scalar(UInt8(ascii: "0") + b & 0xF + (b & 0xF > 9 ? 39 : 0))))
+        }
+        return s
+    }
+}
+
+extension DType {
+    var floatFormat: FloatFormat {
+        switch self {
+        case .F16: .f16
+        case .BF16: .bf16
+        case .F64: .f64
+        default: .f32
+        }
+    }
+}
+
+extension EngineError {
+    /// A reader error as an engine error: malformed input is a bad input, a missing file a missing input,
+    /// a failed read an I/O error.
+    init(_ e: SafeTensorsError, stage: String) {
+        let kind: Kind
+        switch e.kind {
+        case .io: kind = .io
+        case .notFound: kind = .missingInput
+        default: kind = .badInput
+        }
+        self.init(kind, file: e.file, tensor: e.tensor, reason: e.detail, errno: e.errno, stage: stage)
+    }
+}

@@ -1,0 +1,196 @@
+import SafeTensors
+
+/// How a quantized tensor is cut into scales: the N-D tensor is viewed as [rows, cols] with
+/// rows = dim 0 (1 for a 1-D tensor) and cols = the product of the other dimensions.
+struct QuantLayout: Sendable, Hashable {
+    let granularity: QuantizeOptions.Granularity
+    let rows: Int
+    let cols: Int
+    /// Elements per scale along a row (cols for per-channel and per-tensor).
+    let groupSize: Int
+    let symmetric: Bool
+
+    init(shape: [Int], granularity: QuantizeOptions.Granularity, groupSize: Int, symmetric: Bool) {
+        let count = shape.reduce(1, *)
+        rows = shape.count >= 2 ? shape[0] : 1
+        cols = rows == 0 ? 0 : count / rows
+        self.granularity = granularity
+        self.groupSize = granularity == .group ? min(groupSize, max(cols, 1)) : max(cols, 1)
+        self.symmetric = symmetric
+    }
+
+    var groupsPerRow: Int { granularity == .group ? (cols + groupSize - 1) / groupSize : 1 }
+    var scaleCount: Int { granularity == .tensor ? 1 : rows * groupsPerRow }
+    var scaleShape: [Int] {
+        switch granularity {
+        case .tensor: [1]
+        case .channel: [rows, 1]
+        case .group: [rows, groupsPerRow]
+        }
+    }
+}
+
+/// One input tensor and what happens to it.
+struct TensorPlan: Sendable {
+    let info: TensorInfo
+    /// nil when the tensor is copied through.
+    let layout: QuantLayout?
+    let reason: String
+
+    var scaleName: String { info.name + "_scale" }
+    var zeroPointName: String { info.name + "_zero_point" }
+}
+
+/// A piece of work that yields at most one zstd frame, in output order.
+enum UnitKind: Sendable, Hashable {
+    /// The output header; hashes the input's header.
+    case header
+    /// Copy `range` (relative to the tensor's data) of a tensor left alone.
+    case copy(tensor: Int, range: Range<Int>)
+    /// Per-tensor granularity: find the tensor's range before its tiles are quantized. No frame.
+    case calibrate(tensor: Int)
+    /// Quantize rows of a tensor; `tile` numbers the tiles of that tensor from 0.
+    case tile(tensor: Int, rows: Range<Int>, tile: Int)
+    case scales(tensor: Int)
+    case zeroPoints(tensor: Int)
+}
+
+struct Unit: Sendable, Hashable {
+    let kind: UnitKind
+    /// Source bytes the unit reads and hands to the writer for hashing.
+    let inputBytes: Int
+    /// Uncompressed bytes of the frame it produces.
+    let outputBytes: Int
+}
+
+/// Everything decided about one input file before any tensor data is read.
+struct FilePlan: Sendable {
+    let sourcePath: String
+    let sourceName: String
+    let outputName: String
+    let tensors: [TensorPlan]
+    /// The complete output header (8-byte length + padded JSON).
+    let outputHeader: [UInt8]
+    let outputTensors: [TensorInfo]
+    let units: [Unit]
+    let inputHeaderBytes: Int
+    let tilesPerTensor: [Int]
+
+    var outputRawSize: Int { outputHeader.count + (outputTensors.last?.dataRange.upperBound ?? 0) }
+}
+
+enum Planner {
+    /// Source bytes per work unit: large enough that a frame compresses well and scheduling costs nothing,
+    /// small enough that a unit's buffers stay in the caches' neighbourhood and memory stays bounded.
+    static let unitBytes = 4 << 20
+
+    static func plan(
+        file: SafeTensorsFile, selection: Selection, options: QuantizeOptions, keep: Set<String>
+    ) -> FilePlan {
+        let header = file.header
+        let names = Set(header.tensors.map(\.name))
+        var tensors: [TensorPlan] = []
+        for t in header.tensorsByOffset {
+            switch selection.decide(t) {
+            case .keep(let reason):
+                tensors.append(TensorPlan(info: t, layout: nil, reason: reason))
+            case .quantize(let reason):
+                if let why = keepReason(t.name, names: names, keep: keep) {
+                    tensors.append(TensorPlan(info: t, layout: nil, reason: why))
+                    continue
+                }
+                let layout = QuantLayout(shape: t.shape, granularity: options.granularity,
+                                         groupSize: options.groupSize, symmetric: options.symmetric)
+                tensors.append(TensorPlan(info: t, layout: layout, reason: reason))
+            }
+        }
+
+        var outTensors: [(name: String, dtype: DType, shape: [Int])] = []
+        for p in tensors {
+            guard let l = p.layout else {
+                outTensors.append((p.info.name, p.info.dtype, p.info.shape))
+                continue
+            }
+            outTensors.append((p.info.name, .I8, p.info.shape))
+            outTensors.append((p.scaleName, .F32, l.scaleShape))
+            if !l.symmetric { outTensors.append((p.zeroPointName, .I8, l.scaleShape)) }
+        }
+        let (headerBytes, outInfos) = HeaderWriter.encode(
+            metadata: metadata(header.metadata, options: options), tensors: outTensors)
+
+        var units = [Unit(kind: .header, inputBytes: header.dataStart, outputBytes: headerBytes.count)]
+        var tiles = [Int](repeating: 0, count: tensors.count)
+        for (i, p) in tensors.enumerated() {
+            let bytes = p.info.byteCount
+            guard let l = p.layout else {
+                var start = 0
+                while start < bytes {
+                    let end = min(bytes, start + unitBytes)
+                    units.append(Unit(kind: .copy(tensor: i, range: start..<end),
+                                      inputBytes: end - start, outputBytes: end - start))
+                    start = end
+                }
+                continue
+            }
+            if l.granularity == .tensor {
+                units.append(Unit(kind: .calibrate(tensor: i), inputBytes: 0, outputBytes: 0))
+            }
+            let rowBytes = l.cols * p.info.dtype.bitsPerElement / 8
+            let rowsPerTile = max(1, unitBytes / max(rowBytes, 1))
+            var row = 0
+            while row < l.rows {
+                let end = min(l.rows, row + rowsPerTile)
+                units.append(Unit(kind: .tile(tensor: i, rows: row..<end, tile: tiles[i]),
+                                  inputBytes: (end - row) * rowBytes, outputBytes: (end - row) * l.cols))
+                tiles[i] += 1
+                row = end
+            }
+            units.append(Unit(kind: .scales(tensor: i), inputBytes: 0, outputBytes: l.scaleCount * 4))
+            if !l.symmetric {
+                units.append(Unit(kind: .zeroPoints(tensor: i), inputBytes: 0, outputBytes: l.scaleCount))
+            }
+        }
+        let name = Path.base(of: file.path)
+        return FilePlan(sourcePath: file.path, sourceName: name, outputName: name + ".zst", tensors: tensors,
+                        outputHeader: headerBytes, outputTensors: outInfos, units: units,
+                        inputHeaderBytes: header.dataStart, tilesPerTensor: tiles)
+    }
+
+    /// A candidate stays in its dtype when its companion names are taken or the caller said so.
+    private static func keepReason(_ name: String, names: Set<String>, keep: Set<String>) -> String? {
+        if keep.contains(name) { return "holds non-finite values (kept by --keep-nonfinite)" }
+        for companion in [name + "_scale", name + "_zero_point"] where names.contains(companion) {
+            return "output name '\(companion)' is taken by another tensor"
+        }
+        return nil
+    }
+
+    /// The input's `__metadata__` plus the scheme and the quantd version (replacing older values of those keys).
+    static func metadata(_ input: [(key: String, value: String)], options: QuantizeOptions)
+        -> [(key: String, value: String)]
+    {
+        let added: [(key: String, value: String)] = [
+            ("quantization_format", "naive-quantized"),
+            ("quantization_scheme", options.schemeDescription),
+            ("quantd_version", quantdVersion),
+        ]
+        let addedKeys = Set(added.map(\.key))
+        return input.filter { !addedKeys.contains($0.key) } + added
+    }
+}
+
+extension QuantizeOptions {
+    /// "int8 symmetric per-channel absmax", "int8 asymmetric group-128 absmax", ...
+    public var schemeDescription: String {
+        let g: String
+        switch granularity {
+        case .tensor: g = "per-tensor"
+        case .channel: g = "per-channel"
+        case .group: g = "group-\(groupSize)"
+        }
+        return "int8 \(symmetric ? "symmetric" : "asymmetric") \(g) \(calibrator)"
+    }
+
+    /// The range-setting method (only min/max for now).
+    public var calibrator: String { symmetric ? "absmax" : "minmax" }
+}

@@ -1,0 +1,145 @@
+import Crypto
+import SafeTensors
+
+/// `quantd verify`: an output folder is what its manifest says, byte for byte and frame by frame, and the
+/// safetensors inside each `.zst` is valid and holds exactly the tensors the manifest lists.
+public enum Verifier {
+    public struct Report: Sendable {
+        /// What was checked and held, one line each.
+        public var passed: [String] = []
+        /// What failed, one line each, naming the file.
+        public var problems: [String] = []
+        public var ok: Bool { problems.isEmpty }
+    }
+
+    public static func verify(_ folder: String) -> Report {
+        var report = Report()
+        let manifest: Manifest
+        do {
+            manifest = try Manifest.read(folder: folder)
+        } catch {
+            report.problems.append("\(error)")
+            return report
+        }
+        report.passed.append("manifest.json: schema \(manifest.schemaVersion), quantd \(manifest.quantdVersion), "
+            + "\(manifest.tensors.count) tensors, \(manifest.outputs.count) files")
+
+        let listed = Set(manifest.outputs.map(\.file) + ["manifest.json"])
+        if let names = try? FileSystem.list(folder, stage: "verify") {
+            for name in names where !listed.contains(name) {
+                report.problems.append("\(folder)/\(name): not listed in the manifest")
+            }
+        }
+        for output in manifest.outputs {
+            let path = folder + "/" + output.file
+            do {
+                if output.frames.isEmpty {
+                    try checkPlain(path, output, &report)
+                } else {
+                    try checkStream(path, output, manifest: manifest, &report)
+                }
+            } catch {
+                report.problems.append("\(path): \(error)")
+            }
+        }
+        return report
+    }
+
+    private static func checkPlain(_ path: String, _ output: Manifest.OutputFile, _ report: inout Report) throws {
+        let bytes = try FileSystem.readWholeFile(path, limit: Source.sideFileLimit, stage: "verify")
+        let sha = SHA256.hash(data: bytes).hex
+        guard bytes.count == output.size, sha == output.sha256 else {
+            report.problems.append("\(path): size \(bytes.count) sha256 \(sha), manifest says size \(output.size) "
+                + "sha256 \(output.sha256)")
+            return
+        }
+        report.passed.append("\(output.file): size and sha256 match")
+    }
+
+    private static func checkStream(_ path: String, _ output: Manifest.OutputFile, manifest: Manifest,
+                                    _ report: inout Report) throws {
+        let expected = manifest.tensors.filter { $0.file == output.source }
+        var frameIndex = 0
+        var frameProblems: [String] = []
+        var scaleProblems: [String] = []
+        var scaleNames = Set<String>()
+        for r in expected where r.decision == "quantized" { scaleNames.insert(r.name + "_scale") }
+        var events = StreamReader.Events()
+        events.frame = { end, raw in
+            defer { frameIndex += 1 }
+            guard frameIndex < output.frames.count else {
+                frameProblems.append("frame \(frameIndex) is not in the manifest's frame index")
+                return
+            }
+            let f = output.frames[frameIndex]
+            if f.offset + f.compressedSize != end || f.rawSize != raw {
+                frameProblems.append("frame \(frameIndex) (\(f.tensor)) ends at \(end) with \(raw) bytes, the index says "
+                    + "\(f.offset + f.compressedSize) with \(f.rawSize)")
+            }
+        }
+        events.data = { tensor, _, bytes in
+            guard scaleNames.contains(tensor.name), tensor.dtype == .F32 else { return }
+            // F32 elements never straddle pieces at an offset that is not a multiple of 4: frames hold whole tensors'
+            // scales, but check element by element on an unaligned copy anyway.
+            let count = bytes.count / 4
+            for i in 0..<count {
+                let v = Float(bitPattern: bytes.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self))
+                if !(v.isFinite && v > 0) {
+                    scaleProblems.append("\(tensor.name) holds a scale that is not finite and positive (\(v))")
+                    return
+                }
+            }
+        }
+        let summary = try StreamReader.read(path, rawSize: output.rawSize, events: events)
+        var problems = frameProblems + scaleProblems
+        if frameIndex != output.frames.count {
+            problems.append("\(frameIndex) frames decoded, the manifest lists \(output.frames.count)")
+        }
+        if summary.compressedSize != output.size { problems.append("size \(summary.compressedSize), manifest says \(output.size)") }
+        if summary.sha256 != output.sha256 { problems.append("sha256 \(summary.sha256), manifest says \(output.sha256)") }
+        if summary.rawSize != output.rawSize {
+            problems.append("decompresses to \(summary.rawSize) bytes, manifest says \(output.rawSize)")
+        }
+        if let header = summary.header { problems += agreement(header, expected) }
+        for p in problems { report.problems.append("\(path): \(p)") }
+        if problems.isEmpty {
+            report.passed.append("\(output.file): sha256 matches, \(frameIndex) frames decode with their checksums, "
+                + "safetensors inside valid with \(summary.header?.tensors.count ?? 0) tensors as the manifest says")
+        }
+    }
+
+    /// The tensors inside match the manifest's records: names, dtypes and shapes, companions included.
+    static func agreement(_ header: Header, _ records: [Manifest.TensorRecord]) -> [String] {
+        var problems: [String] = []
+        var inside = Dictionary(header.tensors.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        func expect(_ name: String, _ dtype: String, _ shape: [Int]?) {
+            guard let t = inside.removeValue(forKey: name) else {
+                problems.append("tensor '\(name)' is missing")
+                return
+            }
+            if t.dtype.rawValue != dtype { problems.append("tensor '\(name)' is \(t.dtype.rawValue), expected \(dtype)") }
+            if let shape, t.shape != shape { problems.append("tensor '\(name)' has shape \(t.shape), expected \(shape)") }
+        }
+        for r in records {
+            expect(r.name, r.storedDtype, r.shape)
+            guard r.decision == "quantized", let s = r.scheme else { continue }
+            let layout = QuantLayout(shape: r.shape, granularity: .init(rawValue: s.granularity) ?? .channel,
+                                     groupSize: s.groupSize ?? 1, symmetric: s.symmetric)
+            expect(r.name + "_scale", "F32", layout.scaleShape)
+            if !s.symmetric { expect(r.name + "_zero_point", "I8", layout.scaleShape) }
+        }
+        for name in inside.keys.sorted() { problems.append("tensor '\(name)' is not in the manifest") }
+        return problems
+    }
+}
+
+extension Manifest {
+    /// Reads and decodes `manifest.json` of an output folder.
+    public static func read(folder: String) throws(EngineError) -> Manifest {
+        let path = folder + "/manifest.json"
+        let bytes = try FileSystem.readWholeFile(path, limit: Source.sideFileLimit, stage: "verify")
+        do { return try Manifest.decode(bytes) } catch {
+            throw EngineError(.badInput, file: path, reason: "not a quantd manifest: \(error)", stage: "verify")
+        }
+    }
+}

@@ -1,0 +1,96 @@
+import ArgumentParser
+import QuantEngine
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension QuantizeOptions.Granularity: ExpressibleByArgument {}
+
+struct Quantize: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Quantize a checkpoint (a .safetensors file or a folder of shards) into an output folder.",
+        discussion: """
+            Writes OUTDIR/<input name>.zst (a zstd stream of independent frames: `zstd -d` gives a safetensors file) \
+            and OUTDIR/manifest.json. The folder is staged beside OUTDIR and renamed into place when complete.
+            Exit codes: 0 ok, 64 usage, 65 bad input data, 66 missing input, 73 cannot create output, 74 I/O error.
+            """
+    )
+
+    @Argument(help: "A .safetensors file, or a folder of .safetensors shards.")
+    var input: String
+
+    @Option(name: [.short, .customLong("output")], help: "The output folder to create.")
+    var output: String
+
+    @Option(help: "Scale granularity: tensor, channel (dim 0) or group.")
+    var granularity: QuantizeOptions.Granularity = QuantizeOptions().granularity
+
+    @Option(help: "Group length along the flattened last dimension (with --granularity group).")
+    var groupSize: Int = QuantizeOptions().groupSize
+
+    @Flag(help: "Asymmetric quantization (int8 zero point, range [-128, 127]); default symmetric [-127, 127].")
+    var asymmetric = false
+
+    @Option(help: "zstd compression level.")
+    var level: Int = QuantizeOptions().level
+
+    @Option(help: "Worker threads (0: all cores).")
+    var threads: Int = 0
+
+    @Option(help: ArgumentHelp("Quantize float tensors whose name matches this regular expression (repeatable).",
+                               valueName: "regex"))
+    var include: [String] = []
+
+    @Option(help: ArgumentHelp("Leave tensors whose name matches this regular expression alone (repeatable).",
+                               valueName: "regex"))
+    var exclude: [String] = []
+
+    @Flag(help: "Leave tensors holding NaN or Inf unquantized instead of refusing the checkpoint.")
+    var keepNonfinite = false
+
+    @Flag(help: "Replace OUTDIR if it exists.")
+    var force = false
+
+    func validate() throws {
+        if groupSize < 1 { throw ValidationError("--group-size must be at least 1") }
+        if threads < 0 { throw ValidationError("--threads must be 0 (all cores) or more") }
+    }
+
+    func run() throws {
+        var options = QuantizeOptions()
+        options.granularity = granularity
+        options.groupSize = groupSize
+        options.symmetric = !asymmetric
+        options.level = level
+        options.threads = threads
+        options.include = include
+        options.exclude = exclude
+        options.keepNonFinite = keepNonfinite
+
+        // A path given on the command line is the user's choice: follow its symlinks here (the daemon never does).
+        let resolved = realpath(input, nil).map { p in defer { free(p) }; return String(cString: p) } ?? input
+        let name = input.split(separator: "/").last.map(String.init) ?? input
+        let manifest: Manifest
+        do {
+            manifest = try Engine.quantize(input: resolved, output: output, options: options, force: force) { p in
+                var line = "quantizing \(name): \(p.tensorsDone)/\(p.tensorsTotal) tensors, "
+                    + "\(Format.bytes(p.bytesDone))/\(Format.bytes(p.bytesTotal)), "
+                    + "\(Format.fixed(p.bytesPerSecond / 1e6, 0)) MB/s"
+                if let eta = p.etaSeconds { line += ", ETA \(Format.fixed(eta, 1)) s" }
+                Terminal.status(line)
+            }
+        } catch {
+            Terminal.endStatus()
+            throw fail(error)
+        }
+        Terminal.endStatus()
+        let t = manifest.totals
+        var line = "quantd: \(name) -> \(output): \(t.tensors) tensors (\(t.quantized) quantized, \(t.kept) kept), "
+            + "\(Format.bytes(t.sourceBytes)) -> \(Format.bytes(t.compressedBytes)) "
+            + "(ratio \(Format.fixed(t.compressionRatio, 2))) in \(Format.fixed(manifest.timings.totalSeconds, 2)) s"
+        if let worst = t.worstTensor, let db = t.worstSqnrDb {
+            line += "; worst tensor \(worst) at \(Format.fixed(db, 1)) dB SQNR"
+        }
+        print(line)
+    }
+}

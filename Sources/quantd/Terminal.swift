@@ -1,0 +1,66 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Writing to the terminal: messages to stderr, a live status line when stderr is a terminal.
+enum Terminal {
+    static let isInteractive = isatty(STDERR_FILENO) == 1
+
+    static func error(_ message: String) {
+        write("quantd: error: \(message)\n")
+    }
+
+    static func write(_ text: String) {
+        var text = text
+        text.withUTF8 { b in
+            var done = 0
+            while done < b.count {
+                let n = Glibc.write(STDERR_FILENO, b.baseAddress! + done, b.count - done)
+                if n <= 0 { return }
+                done += n
+            }
+        }
+    }
+
+    /// Replaces the current status line (only on a terminal).
+    static func status(_ line: String) {
+        guard isInteractive else { return }
+        write("\r\u{1B}[2K" + line)
+    }
+
+    static func endStatus() {
+        guard isInteractive else { return }
+        write("\r\u{1B}[2K")
+    }
+}
+
+enum Format {
+    static func bytes(_ n: Int) -> String {
+        let v = Double(n)
+        if v >= 1e9 { return fixed(v / 1e9, 2) + " GB" }
+        if v >= 1e6 { return fixed(v / 1e6, 1) + " MB" }
+        if v >= 1e3 { return fixed(v / 1e3, 1) + " kB" }
+        return "\(n) B"
+    }
+
+    static func fixed(_ v: Double, _ digits: Int) -> String {
+        guard v.isFinite else { return "\(v)" }
+        var scale = 1.0
+        for _ in 0..<digits { scale *= 10 }
+        let r = (abs(v) * scale).rounded() / scale
+        var s = String(Int(r))
+        if digits > 0 {
+            let frac = Int(((r - r.rounded(.down)) * scale).rounded())
+            var f = String(frac)
+            while f.count < digits { f = "0" + f }
+            s += "." + f
+        }
+        return v < 0 && r != 0 ? "-" + s : s
+    }
+
+    static func shape(_ s: [Int]) -> String { "[" + s.map(String.init).joined(separator: ", ") + "]" }
+
+    static func pad(_ s: String, _ width: Int) -> String {
+        s.count >= width ? s : s + String(repeating: " ", count: width - s.count)
+    }
+}

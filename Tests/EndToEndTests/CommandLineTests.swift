@@ -1,0 +1,168 @@
+import SafeTensors
+import Testing
+import TestSupport
+
+/// The built `quantd` binary, run as a user would, on real files.
+@Suite("quantd command line") struct CommandLineTests {
+    func quantd(_ args: String...) -> Shell.Result { Shell.run(Paths.quantd, args) }
+
+    func smallModel(_ dir: TempDir) throws -> String {
+        var rng = SeededRandom(seed: 11)
+        var c = Checkpoint()
+        c.addRandom("enc.0.weight", shape: [96, 130], rng: &rng)
+        c.addRandom("enc.0.bias", shape: [96], rng: &rng)
+        c.addRandom("enc.1.weight", shape: [700, 512], rng: &rng)
+        let path = dir["model.safetensors"]
+        try c.write(to: path)
+        return path
+    }
+
+    @Test("quantize, verify, inspect and dequantize on a small model")
+    func basicFlow() throws {
+        let dir = TempDir("quantd-cli")
+        defer { dir.remove() }
+        let input = try smallModel(dir)
+        let q = quantd("quantize", input, "-o", dir["out"], "--threads", "2")
+        #expect(q.status == 0, "\(q.stderr)")
+        #expect(q.stdout.contains("3 tensors (2 quantized, 1 kept)"))
+        let v = quantd("verify", dir["out"])
+        #expect(v.status == 0, "\(v.stdout)\(v.stderr)")
+        #expect(v.stdout.contains("verified"))
+        let i = quantd("inspect", dir["out"])
+        #expect(i.status == 0)
+        #expect(i.stdout.contains("enc.1.weight_scale") && i.stdout.contains("worst tensor"))
+        let i2 = quantd("inspect", input)
+        #expect(i2.stdout.contains("enc.0.bias") && i2.stdout.contains("F32"))
+        let d = quantd("dequantize", dir["out"], "-o", dir["deq.safetensors"])
+        #expect(d.status == 0, "\(d.stderr)")
+        let deq = try Decoded(safetensors: try TempDir.read(dir["deq.safetensors"]))
+        #expect(deq.tensor("enc.1.weight")?.dtype == .F32)
+    }
+
+    @Test("the zstd command-line tool decompresses the output into a valid safetensors file")
+    func plainZstd() throws {
+        let dir = TempDir("quantd-cli")
+        defer { dir.remove() }
+        let input = try smallModel(dir)
+        #expect(quantd("quantize", input, "-o", dir["out"]).status == 0)
+        guard let zstd = Shell.which("zstd") else {
+            Issue.record("the zstd command is not installed (make test installs it)")
+            return
+        }
+        let r = Shell.run(zstd, ["-q", "-d", dir["out"] + "/model.safetensors.zst", "-o", dir["plain.safetensors"]])
+        #expect(r.status == 0, "\(r.stderr)")
+        let plain = try Decoded(safetensors: try TempDir.read(dir["plain.safetensors"]))
+        #expect(plain.tensor("enc.1.weight")?.dtype == .I8)
+        #expect(plain.tensor("enc.1.weight_scale")?.shape == [700, 1])
+        #expect(plain.header.metadata.contains { $0.key == "quantd_version" })
+    }
+
+    @Test("1 thread and 2 threads write identical bytes")
+    func threadsIdentical() throws {
+        let dir = TempDir("quantd-cli")
+        defer { dir.remove() }
+        let input = try smallModel(dir)
+        #expect(quantd("quantize", input, "-o", dir["a"], "--threads", "1", "--granularity", "group").status == 0)
+        #expect(quantd("quantize", input, "-o", dir["b"], "--threads", "2", "--granularity", "group").status == 0)
+        #expect(try TempDir.read(dir["a"] + "/model.safetensors.zst") == TempDir.read(dir["b"] + "/model.safetensors.zst"))
+    }
+
+    @Test("exit codes follow sysexits and messages name the file")
+    func exitCodes() throws {
+        let dir = TempDir("quantd-cli")
+        defer { dir.remove() }
+        let input = try smallModel(dir)
+        let missing = quantd("quantize", dir["nope.safetensors"], "-o", dir["o1"])
+        #expect(missing.status == 66 && missing.stderr.contains("nope.safetensors"))
+        try TempDir.write(Array("not a checkpoint at all".utf8), to: dir["bad.safetensors"])
+        let bad = quantd("quantize", dir["bad.safetensors"], "-o", dir["o2"])
+        #expect(bad.status == 65 && bad.stderr.contains("bad.safetensors"), "\(bad.stderr)")
+        #expect(!TempDir.exists(dir["o2"]))
+        #expect(quantd("quantize", input, "-o", dir["o3"]).status == 0)
+        let exists = quantd("quantize", input, "-o", dir["o3"])
+        #expect(exists.status == 73 && exists.stderr.contains("--force"))
+        #expect(quantd("quantize", input, "-o", dir["o3"], "--force").status == 0)
+        #expect(quantd("quantize", input).status == 64)
+        #expect(quantd("quantize", input, "-o", dir["o4"], "--granularity", "row").status == 64)
+        #expect(quantd("verify", dir["nowhere"]).status == 66)
+        for cmd in ["quantize", "inspect", "verify", "dequantize"] {
+            #expect(quantd(cmd, "--help").stdout.contains("USAGE"))
+        }
+        // A verify failure says what failed and exits 65.
+        try TempDir.write([0x28, 0xB5], to: dir["o3"] + "/model.safetensors.zst")
+        let v = quantd("verify", dir["o3"])
+        #expect(v.status == 65 && v.stdout.contains("FAIL"))
+    }
+}
+
+@Suite("MiniLM fixture", .enabled(if: Paths.hasMiniLM, "../shared/fixtures/minilm is absent: skipped"))
+struct FixtureTests {
+    func quantd(_ args: [String]) -> Shell.Result { Shell.run(Paths.quantd, args) }
+
+    @Test("the real checkpoint quantizes, verifies, and each tensor is as good as per-row rounding")
+    func minilm() throws {
+        let dir = TempDir("quantd-minilm")
+        defer { dir.remove() }
+        let r = quantd(["quantize", Paths.minilm, "-o", dir["q-out"]])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(quantd(["verify", dir["q-out"]]).status == 0)
+        let original = try Decoded(safetensors: try TempDir.read(Paths.minilm))
+        let out = try Decoded(zst: dir["q-out"] + "/model.safetensors.zst")
+        #expect(original.header.tensors.count == 104)
+        #expect(out.raw("embeddings.position_ids") == original.raw("embeddings.position_ids"))
+        var quantized = 0
+        for t in original.header.tensors where out.tensor(t.name)?.dtype == .I8 {
+            quantized += 1
+            let x = original.floats(t.name), q = out.int8s(t.name), s = out.floats(t.name + "_scale")
+            let cols = x.count / t.shape[0]
+            var worst: Float = 0
+            for i in 0..<x.count { worst = max(worst, abs(s[i / cols] * Float(q[i]) - x[i]) / s[i / cols]) }
+            #expect(worst <= 0.5001, "\(t.name): error \(worst) scales")
+        }
+        #expect(quantized == 40)
+    }
+
+    @Test("F16 and BF16 conversions of the checkpoint quantize too", arguments: [DType.F16, .BF16])
+    func halfPrecision(dtype: DType) throws {
+        let dir = TempDir("quantd-minilm")
+        defer { dir.remove() }
+        let original = try Decoded(safetensors: try TempDir.read(Paths.minilm))
+        var c = Checkpoint()
+        c.metadata = original.header.metadata
+        for t in original.header.tensorsByOffset {
+            if t.dtype == .F32 { c.add(t.name, dtype, shape: t.shape, values: original.floats(t.name)) }
+            else { c.add(t.name, t.dtype, shape: t.shape, bytes: original.raw(t.name)) }
+        }
+        try c.write(to: dir["half.safetensors"])
+        let r = quantd(["quantize", dir["half.safetensors"], "-o", dir["out"]])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("40 quantized"))
+        #expect(quantd(["verify", dir["out"]]).status == 0)
+    }
+
+    @Test("Python's safetensors loads the decompressed output",
+          .enabled(if: Shell.python(has: ["safetensors", "numpy"]), "python3 with safetensors and numpy is absent"))
+    func pythonInterop() throws {
+        let dir = TempDir("quantd-minilm")
+        defer { dir.remove() }
+        #expect(quantd(["quantize", Paths.minilm, "-o", dir["out"], "--asymmetric", "--granularity", "group"]).status == 0)
+        let zstd = try #require(Shell.which("zstd"))
+        #expect(Shell.run(zstd, ["-q", "-d", dir["out"] + "/model.safetensors.zst", "-o", dir["m.safetensors"]]).status == 0)
+        let script = """
+            import sys, numpy as np
+            from safetensors.numpy import load_file
+            q = load_file(sys.argv[1]); x = load_file(sys.argv[2])
+            name = "encoder.layer.0.attention.self.query.weight"
+            w, s, z = q[name].astype(np.float32), q[name + "_scale"], q[name + "_zero_point"].astype(np.float32)
+            assert q[name].dtype == np.int8 and s.shape == (384, 3), s.shape
+            deq = (w.reshape(384, 3, 128) - z[:, :, None]) * s[:, :, None]
+            err = np.abs(deq.reshape(384, 384) - x[name]).max()
+            assert err <= (s.max() * 0.5001), err
+            assert (q["embeddings.position_ids"] == x["embeddings.position_ids"]).all()
+            print("ok", len(q))
+            """
+        let r = Shell.run(try #require(Shell.which("python3")), ["-c", script, dir["m.safetensors"], Paths.minilm])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("ok"))
+    }
+}

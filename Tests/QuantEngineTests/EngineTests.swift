@@ -1,0 +1,289 @@
+import QuantEngine
+import SafeTensors
+import Testing
+import TestSupport
+
+/// A small checkpoint with every kind of tensor the rules must tell apart.
+func mixedCheckpoint(dtype: DType = .F32, seed: UInt64 = 1) -> Checkpoint {
+    var rng = SeededRandom(seed: seed)
+    var c = Checkpoint()
+    c.addRandom("layer.0.attn.q.weight", dtype, shape: [37, 129], rng: &rng)   // odd sizes: tails everywhere
+    c.addRandom("layer.0.attn.q.bias", dtype, shape: [37], rng: &rng)          // 1-D: kept
+    c.addRandom("layer.0.norm.weight", dtype, shape: [4, 8], rng: &rng)         // 'norm': kept
+    c.addRandom("layer.0.mlp.up.weight", dtype, shape: [64, 300], rng: &rng)
+    c.addRandom("conv.weight", dtype, shape: [6, 3, 5, 5], rng: &rng)           // 4-D viewed as [6, 75]
+    c.add("rows.weight", dtype, shape: [3, 40], values: Array(repeating: 0, count: 40)   // an all-zero row
+        + Array(repeating: 0.5, count: 40) + Array(repeating: -0.25, count: 40))        // constant rows
+    c.add("position_ids", .I64, shape: [1, 5], bytes: (0..<5).flatMap { i in
+        withUnsafeBytes(of: Int64(i).littleEndian, Array.init) })
+    c.add("empty.weight", dtype, shape: [0, 4], values: [])
+    return c
+}
+
+struct Setup {
+    let dir = TempDir("quantd-engine")
+    var input: String { dir["model.safetensors"] }
+    var output: String { dir["out"] }
+
+    init(_ c: Checkpoint) throws { try c.write(to: dir["model.safetensors"]) }
+}
+
+@Suite("Engine") struct EngineTests {
+    @Test("every element comes back within half a scale, kept tensors bit for bit",
+          arguments: [QuantizeOptions.Granularity.channel, .group, .tensor], [true, false])
+    func roundTrip(granularity: QuantizeOptions.Granularity, symmetric: Bool) throws {
+        let c = mixedCheckpoint()
+        let s = try Setup(c)
+        defer { s.dir.remove() }
+        var o = QuantizeOptions()
+        o.granularity = granularity
+        o.groupSize = 32
+        o.symmetric = symmetric
+        let manifest = try Engine.quantize(input: s.input, output: s.output, options: o)
+        let out = try Decoded(zst: s.output + "/model.safetensors.zst")
+        let original = try Decoded(safetensors: c.bytes)
+
+        let quantized = Set(manifest.tensors.filter { $0.decision == "quantized" }.map(\.name))
+        #expect(quantized == ["layer.0.attn.q.weight", "layer.0.mlp.up.weight", "conv.weight", "rows.weight"])
+        for e in c.entries where !quantized.contains(e.name) {
+            #expect(out.raw(e.name) == e.bytes, "\(e.name) copied bit for bit")
+            #expect(out.tensor(e.name)?.dtype == e.dtype)
+        }
+        for name in quantized {
+            let x = original.floats(name)
+            let shape = original.tensor(name)!.shape
+            let rows = shape[0], cols = x.count / rows
+            let q = out.int8s(name)
+            let scales = out.floats(name + "_scale")
+            let zeros = symmetric ? [] : out.int8s(name + "_zero_point")
+            #expect(out.tensor(name)?.dtype == .I8 && out.tensor(name)?.shape == shape)
+            #expect(symmetric == (out.tensor(name + "_zero_point") == nil))
+            let groups = granularity == .group ? (cols + 31) / 32 : 1
+            #expect(scales.count == (granularity == .tensor ? 1 : rows * groups))
+            for i in 0..<x.count {
+                let r = i / cols, g = granularity == .group ? (i % cols) / 32 : 0
+                let k = granularity == .tensor ? 0 : r * groups + g
+                let zp = zeros.isEmpty ? 0 : Float(zeros[k])
+                let deq = scales[k] * (Float(q[i]) - zp)
+                #expect(abs(deq - x[i]) <= scales[k] * 0.5001 + 1e-7, "\(name)[\(i)]: \(x[i]) -> \(deq)")
+                if abs(deq - x[i]) > scales[k] * 0.5001 + 1e-7 { return }
+            }
+        }
+        // All-zero and constant rows are exact under per-row scales.
+        if granularity != .tensor {
+            let rows = out.floats("rows.weight_scale")
+            #expect(rows.allSatisfy { $0 > 0 && $0.isFinite })
+        }
+        let r = manifest.tensors.first { $0.name == "layer.0.mlp.up.weight" }!
+        // One scale for the whole tensor pays for the outliers (about 25 dB here); finer scales do not.
+        #expect(r.error!.sqnrDb! > (granularity == .tensor ? 20 : 30))
+        #expect(manifest.totals.quantized == 4 && manifest.totals.kept == c.entries.count - 4)
+    }
+
+    @Test("the same input gives the same bytes whatever the thread count")
+    func deterministic() throws {
+        var rng = SeededRandom(seed: 9)
+        var c = mixedCheckpoint()
+        c.addRandom("big.weight", shape: [1500, 1024], rng: &rng)   // several tiles
+        let s = try Setup(c)
+        defer { s.dir.remove() }
+        var outputs: [[UInt8]] = []
+        for threads in [1, 2, 5] {
+            var o = QuantizeOptions()
+            o.threads = threads
+            let dest = s.dir["out-\(threads)"]
+            let m = try Engine.quantize(input: s.input, output: dest, options: o)
+            outputs.append(try TempDir.read(dest + "/model.safetensors.zst"))
+            #expect(m.outputs[0].frames.count > 4)
+        }
+        #expect(outputs[0] == outputs[1] && outputs[1] == outputs[2])
+    }
+
+    @Test("verify accepts an output and catches a changed byte")
+    func verify() throws {
+        let s = try Setup(mixedCheckpoint())
+        defer { s.dir.remove() }
+        _ = try Engine.quantize(input: s.input, output: s.output, options: QuantizeOptions())
+        let good = Verifier.verify(s.output)
+        #expect(good.ok, "\(good.problems)")
+        let path = s.output + "/model.safetensors.zst"
+        var bytes = try TempDir.read(path)
+        bytes[bytes.count / 2] ^= 0x40
+        try TempDir.write(bytes, to: path)
+        let bad = Verifier.verify(s.output)
+        #expect(!bad.ok)
+        #expect(bad.problems.contains { $0.contains("model.safetensors.zst") })
+    }
+
+    @Test("a broken input is refused with its name, and nothing is left behind")
+    func refusal() throws {
+        let s = try Setup(mixedCheckpoint())
+        defer { s.dir.remove() }
+        var bytes = try TempDir.read(s.input)
+        bytes.removeLast(3)
+        try TempDir.write(bytes, to: s.input)
+        #expect {
+            try Engine.quantize(input: s.input, output: s.output, options: QuantizeOptions())
+        } throws: { e in
+            let e = e as! EngineError
+            return e.kind == .badInput && e.description.contains(s.input) && e.exitCode == 65
+        }
+        #expect(TempDir.list(s.dir.path) == ["model.safetensors"])
+    }
+
+    @Test("an existing output is refused unless forced, then replaced whole")
+    func existingOutput() throws {
+        let s = try Setup(mixedCheckpoint())
+        defer { s.dir.remove() }
+        _ = try Engine.quantize(input: s.input, output: s.output, options: QuantizeOptions())
+        #expect(throws: EngineError.self) {
+            try Engine.quantize(input: s.input, output: s.output, options: QuantizeOptions())
+        }
+        var o = QuantizeOptions()
+        o.symmetric = false
+        let m = try Engine.quantize(input: s.input, output: s.output, options: o, force: true)
+        #expect(m.config.symmetric == false)
+        #expect(TempDir.list(s.dir.path) == ["model.safetensors", "out"])
+        #expect(Verifier.verify(s.output).ok)
+    }
+
+    @Test("NaN or Inf refuses the checkpoint naming tensor and count, unless kept")
+    func nonFinite() throws {
+        var c = mixedCheckpoint()
+        var values = (0..<64).map { Float($0) / 64 }
+        values[3] = .nan
+        values[40] = .infinity
+        values[41] = -.infinity
+        c.add("bad.weight", shape: [8, 8], values: values)
+        let s = try Setup(c)
+        defer { s.dir.remove() }
+        #expect {
+            try Engine.quantize(input: s.input, output: s.output, options: QuantizeOptions())
+        } throws: { e in
+            let e = e as! EngineError
+            return e.kind == .badInput && e.tensor == "bad.weight" && e.reason.contains("3 non-finite")
+        }
+        #expect(!TempDir.exists(s.output))
+        var o = QuantizeOptions()
+        o.keepNonFinite = true
+        let m = try Engine.quantize(input: s.input, output: s.output, options: o)
+        let r = m.tensors.first { $0.name == "bad.weight" }!
+        #expect(r.decision == "kept" && r.reason.contains("non-finite"))
+        #expect(try Decoded(zst: s.output + "/model.safetensors.zst").raw("bad.weight") == c.entries.last!.bytes)
+    }
+
+    @Test("F16, BF16 and F64 inputs are decoded and quantized", arguments: [DType.F16, .BF16, .F64])
+    func otherFloats(dtype: DType) throws {
+        let c = mixedCheckpoint(dtype: dtype)
+        let s = try Setup(c)
+        defer { s.dir.remove() }
+        let m = try Engine.quantize(input: s.input, output: s.output, options: QuantizeOptions())
+        let r = m.tensors.first { $0.name == "layer.0.mlp.up.weight" }!
+        #expect(r.sourceDtype == dtype.rawValue && r.storedDtype == "I8")
+        #expect(r.error!.sqnrDb! > 30)
+        let out = try Decoded(zst: s.output + "/model.safetensors.zst")
+        #expect(out.raw("layer.0.attn.q.bias") == c.entries[1].bytes)
+    }
+
+    @Test("--include and --exclude decide, and the manifest says why")
+    func selection() throws {
+        let s = try Setup(mixedCheckpoint())
+        defer { s.dir.remove() }
+        var o = QuantizeOptions()
+        o.include = ["bias$", "mlp"]
+        o.exclude = ["up"]
+        let m = try Engine.quantize(input: s.input, output: s.output, options: o)
+        let byName = Dictionary(uniqueKeysWithValues: m.tensors.map { ($0.name, $0) })
+        #expect(byName["layer.0.attn.q.bias"]?.decision == "quantized")
+        #expect(byName["layer.0.attn.q.bias"]?.reason.contains("bias$") == true)
+        #expect(byName["layer.0.mlp.up.weight"]?.decision == "kept")
+        #expect(byName["layer.0.mlp.up.weight"]?.reason.contains("--exclude 'up'") == true)
+        #expect(byName["conv.weight"]?.decision == "kept")
+        #expect(byName["position_ids"]?.reason.contains("I64") == true)
+        #expect(throws: EngineError.self) {
+            var bad = QuantizeOptions()
+            bad.include = ["("]
+            return try Engine.quantize(input: s.input, output: s.dir["x"], options: bad)
+        }
+    }
+
+    @Test("a sharded folder keeps its split, rewrites the index and config")
+    func sharded() throws {
+        let dir = TempDir("quantd-shards")
+        defer { dir.remove() }
+        let input = dir["model"]
+        _ = Shell.run("/bin/mkdir", [input])
+        var rng = SeededRandom(seed: 3)
+        var a = Checkpoint(), b = Checkpoint()
+        a.addRandom("a.weight", shape: [16, 16], rng: &rng)
+        a.addRandom("a.bias", shape: [16], rng: &rng)
+        b.addRandom("b.weight", shape: [8, 16], rng: &rng)
+        try a.write(to: input + "/model-00001-of-00002.safetensors")
+        try b.write(to: input + "/model-00002-of-00002.safetensors")
+        let index = ShardIndex.encode(totalSize: 0, weightMap: [("a.weight", "model-00001-of-00002.safetensors"),
+            ("a.bias", "model-00001-of-00002.safetensors"), ("b.weight", "model-00002-of-00002.safetensors")])
+        try TempDir.write(index, to: input + "/model.safetensors.index.json")
+        try TempDir.write(Array(#"{"hidden_size": 16, "architectures": ["Bert"]}"#.utf8), to: input + "/config.json")
+
+        let out = dir["out"]
+        let m = try Engine.quantize(input: input, output: out, options: QuantizeOptions())
+        #expect(TempDir.list(out) == ["config.json", "manifest.json", "model-00001-of-00002.safetensors.zst",
+                                      "model-00002-of-00002.safetensors.zst", "model.safetensors.index.json"])
+        let newIndex = try TempDir.read(out + "/model.safetensors.index.json")
+        let parsed = try newIndex.withUnsafeBytes { try ShardIndex.parse($0, file: "index") }
+        #expect(parsed.weightMap.map(\.tensor).contains("b.weight_scale"))
+        #expect(parsed.totalSize == 16 * 16 + 16 * 4 + 16 * 4 + 8 * 16 + 8 * 4)
+        let config = String(decoding: try TempDir.read(out + "/config.json"), as: UTF8.self)
+        #expect(config.contains("\"quant_method\" : \"compressed-tensors\""))
+        #expect(config.contains("\"hidden_size\" : 16"))
+        #expect(m.sources.count == 4)
+        #expect(Verifier.verify(out).ok)
+
+        try TempDir.write(ShardIndex.encode(totalSize: 0, weightMap: [("a.weight", "model-00009-of-00009.safetensors")]),
+                          to: input + "/model.safetensors.index.json")
+        #expect {
+            try Engine.quantize(input: input, output: dir["out2"], options: QuantizeOptions())
+        } throws: { e in (e as! EngineError).reason.contains("model-00009-of-00009.safetensors") }
+    }
+
+    @Test("dequantize rebuilds float32 within half a scale")
+    func dequantize() throws {
+        let c = mixedCheckpoint()
+        let s = try Setup(c)
+        defer { s.dir.remove() }
+        var o = QuantizeOptions()
+        o.symmetric = false
+        o.granularity = .group
+        o.groupSize = 16
+        _ = try Engine.quantize(input: s.input, output: s.output, options: o)
+        let files = try Dequantizer.run(folder: s.output, to: s.dir["deq.safetensors"])
+        let deq = try Decoded(safetensors: try TempDir.read(files[0]))
+        let original = try Decoded(safetensors: c.bytes)
+        #expect(deq.header.tensors.map(\.name).sorted() == original.header.tensors.map(\.name).sorted())
+        let x = original.floats("layer.0.mlp.up.weight"), y = deq.floats("layer.0.mlp.up.weight")
+        let maxErr = zip(x, y).map { abs($0 - $1) }.max()!
+        let amax = x.map(abs).max()!
+        #expect(maxErr <= amax * 2 / 255)
+        #expect(deq.raw("position_ids") == original.raw("position_ids"))
+    }
+
+    @Test("a budget smaller than one unit still completes; cancellation leaves nothing")
+    func budgetAndCancel() throws {
+        var rng = SeededRandom(seed: 5)
+        var c = Checkpoint()
+        c.addRandom("w.weight", shape: [2048, 1024], rng: &rng)
+        let s = try Setup(c)
+        defer { s.dir.remove() }
+        let budget = ByteBudget(bytes: 1)
+        _ = try Engine.quantize(input: s.input, output: s.output, options: QuantizeOptions(), budget: budget)
+        #expect(budget.inUse == 0)
+        let flag = CancellationFlag()
+        flag.cancel()
+        #expect {
+            try Engine.quantize(input: s.input, output: s.dir["out2"], options: QuantizeOptions(), budget: budget,
+                                cancel: flag)
+        } throws: { e in (e as! EngineError).kind == .cancelled }
+        #expect(budget.inUse == 0)
+        #expect(TempDir.list(s.dir.path) == ["model.safetensors", "out"])
+    }
+}

@@ -1,0 +1,58 @@
+import SafeTensors
+import Zstd
+
+/// A safetensors file held whole in memory, for checking small outputs in tests.
+public struct Decoded {
+    public var header: Header
+    public var bytes: [UInt8]
+
+    public init(safetensors bytes: [UInt8], file: String = "test") throws {
+        let n = try bytes.withUnsafeBytes { try Header.headerLength(prefix: UnsafeRawBufferPointer(rebasing: $0[0..<8]),
+                                                                   fileSize: bytes.count, file: file) }
+        header = try bytes.withUnsafeBytes {
+            try Header.parse(json: UnsafeRawBufferPointer(rebasing: $0[8..<(8 + n)]), dataLength: bytes.count - 8 - n,
+                             file: file)
+        }
+        self.bytes = bytes
+    }
+
+    /// Decompresses a `.zst` output with libzstd and parses what is inside.
+    public init(zst path: String) throws {
+        let compressed = try TempDir.read(path)
+        var decoder = try ZstdStreamDecoder()
+        var out: [UInt8] = []
+        try compressed.withUnsafeBytes { b in
+            try decoder.feed(b, requireChecksum: true, output: { out += $0 }, frameEnded: { _, _ in })
+        }
+        try decoder.finish()
+        try self.init(safetensors: out, file: path)
+    }
+
+    public func tensor(_ name: String) -> TensorInfo? { header.tensors.first { $0.name == name } }
+
+    public func raw(_ name: String) -> [UInt8] {
+        guard let t = tensor(name) else { return [] }
+        let start = header.dataStart + t.dataRange.lowerBound
+        return Array(bytes[start..<(start + t.byteCount)])
+    }
+
+    public func floats(_ name: String) -> [Float] {
+        let r = raw(name)
+        guard let t = tensor(name) else { return [] }
+        switch t.dtype {
+        case .F32: return stride(from: 0, to: r.count, by: 4).map { i in
+            Float(bitPattern: UInt32(r[i]) | UInt32(r[i + 1]) << 8 | UInt32(r[i + 2]) << 16 | UInt32(r[i + 3]) << 24) }
+        case .F16: return stride(from: 0, to: r.count, by: 2).map { i in
+            Float(Float16(bitPattern: UInt16(r[i]) | UInt16(r[i + 1]) << 8)) }
+        case .BF16: return stride(from: 0, to: r.count, by: 2).map { i in
+            Float(bitPattern: (UInt32(r[i]) | UInt32(r[i + 1]) << 8) << 16) }
+        case .F64: return stride(from: 0, to: r.count, by: 8).map { i in
+            var b: UInt64 = 0
+            for k in 0..<8 { b |= UInt64(r[i + k]) << (8 * k) }
+            return Float(Double(bitPattern: b)) }
+        default: return []
+        }
+    }
+
+    public func int8s(_ name: String) -> [Int8] { raw(name).map { Int8(bitPattern: $0) } }
+}
