@@ -5,7 +5,8 @@ import QuantEngine
 struct Quantd: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "quantd",
-        abstract: "Quantize fp32/fp16/bf16 safetensors checkpoints to int8 (zstd frames with a manifest), as a spool daemon or one-shot.",
+        abstract: "Quantize fp32/fp16/bf16 safetensors checkpoints to int8 (zstd frames with a manifest), "
+            + "as a spool daemon or one-shot.",
         version: quantdVersion,
         subcommands: [Run.self, Status.self, Quantize.self, Inspect.self, Verify.self, Dequantize.self]
     )
