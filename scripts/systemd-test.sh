@@ -42,15 +42,17 @@ if ldd "$binary" | grep -q libswift; then
 fi
 
 cache=${QUANTD_NSPAWN_CACHE:-/var/tmp/quantd-nspawn-base}
-if [ ! -e "$cache/.complete" ]; then
+# procps: /bin/kill for ExecReload, as on any non-minimal Debian.
+packages=systemd,systemd-sysv,dbus,libzstd1,procps
+if [ "$(cat "$cache/.complete" 2>/dev/null)" != "$packages" ]; then
     mirror=${QUANTD_DEBIAN_MIRROR:-$(grep -hoE '(URIs:|deb) +https?://[^ ]+/debian/?( |$)' \
         /etc/apt/sources.list.d/* /etc/apt/sources.list 2>/dev/null | head -1 | awk '{print $2}' || true)}
     [ -n "$mirror" ] || { echo "systemd-test: no Debian mirror found in /etc/apt" >&2; exit 1; }
     echo "systemd-test: debootstrap bookworm from $mirror into $cache"
     rm -rf "$cache.tmp"
-    debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,libzstd1 bookworm "$cache.tmp" "$mirror" \
+    debootstrap --variant=minbase --include="$packages" bookworm "$cache.tmp" "$mirror" \
         > /var/tmp/quantd-debootstrap.log 2>&1 || { tail -20 /var/tmp/quantd-debootstrap.log >&2; exit 1; }
-    touch "$cache.tmp/.complete"
+    echo "$packages" > "$cache.tmp/.complete"
     rm -rf "$cache"
     mv "$cache.tmp" "$cache"
 fi
@@ -74,9 +76,12 @@ for i in $(seq 1 240); do [ -e "$spool/out/check/manifest.json" ] && break; slee
 ls -l "$spool/out/check" "$spool/done" "$spool/failed"
 systemctl reload quantd.service
 sleep 1
-echo "BEFORE-STOP: $(systemctl show -p ActiveState -p NRestarts --value quantd.service | tr '\n' ' ')"
+systemctl show -p ActiveState -p NRestarts quantd.service | sed 's/^/BEFORE-STOP: /'
 systemctl stop quantd.service
-echo "AFTER-STOP: $(systemctl show -p ActiveState -p Result -p ExecMainStatus --value quantd.service | tr '\n' ' ')"
+systemctl show -p ActiveState -p Result -p ExecMainStatus quantd.service | sed 's/^/AFTER-STOP: /'
+echo "METRICS-BEGIN"
+cat /var/lib/quantd/quantd.prom
+echo "METRICS-END"
 echo "USER: $(id quantd)"
 echo "LOG-BEGIN"
 cat /var/log/quantd/quantd.log
@@ -116,8 +121,12 @@ fail() {
 }
 [ -f "$out" ] && grep -q CHECK-DONE "$out" || fail "the check did not finish"
 grep -q '^ENABLE-STATUS: 0' "$out" || fail "systemctl enable --now failed"
-grep -q '^BEFORE-STOP: active 0 ' "$out" || fail "not active, or restarted, before the stop"
-grep -q '^AFTER-STOP: inactive success 0 ' "$out" || fail "the stop was not clean"
+grep -qx 'BEFORE-STOP: ActiveState=active' "$out" || fail "not active before the stop"
+grep -qx 'BEFORE-STOP: NRestarts=0' "$out" || fail "restarted before the stop"
+grep -qx 'AFTER-STOP: ActiveState=inactive' "$out" || fail "still active after the stop"
+grep -qx 'AFTER-STOP: Result=success' "$out" || fail "the stop was not clean"
+grep -qx 'AFTER-STOP: ExecMainStatus=0' "$out" || fail "quantd did not exit 0"
+grep -q '^quantd_jobs_committed_total{instance="[^"]*"} 1$' "$out" || fail "no metrics file with the commit"
 grep -q '^USER: uid=[0-9]*(quantd)' "$out" || fail "no quantd user from sysusers.d"
 sed -n '/^LOG-BEGIN$/,/^LOG-END$/p' "$out" | grep -q '"event":"committed","job":"check.safetensors"' \
     || fail "the checkpoint was not committed"

@@ -318,8 +318,9 @@ public final class Daemon {
             switch entry.kind {
             case .file, .directory: break
             default:
+                let what = entry.kind.rawValue
                 quarantineFromIncoming(name, kind: "notRegular", stage: "scan",
-                                       reason: "a \(entry.kind.rawValue) is not a checkpoint; it was not opened or followed")
+                                       reason: "a \(what) is not a checkpoint; it was not opened or followed")
                 continue
             }
             switch candidate.origin {

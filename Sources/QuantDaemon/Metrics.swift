@@ -15,7 +15,8 @@ struct Metrics: Equatable {
         let label = "{instance=" + JSONObjectWriter.quoted(instance) + "}"
         var text = ""
         func metric(_ name: String, _ type: String, _ help: String, _ value: Double) {
-            text += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n\(name)\(label) \(JSONObjectWriter.number(value))\n"
+            text += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+            text += "\(name)\(label) \(JSONObjectWriter.number(value))\n"
         }
         metric("quantd_jobs_committed_total", "counter", "Jobs committed since start.", Double(committed))
         metric("quantd_jobs_failed_total", "counter", "Inputs quarantined in failed/ since start.", Double(failed))

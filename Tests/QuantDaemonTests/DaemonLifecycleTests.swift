@@ -236,7 +236,8 @@ struct DaemonLifecycleTests {
         FileManager.default.createFile(atPath: scratch.incoming + "/waiting.safetensors", contents: Data([1, 2]))
         let metrics = try String(contentsOfFile: scratch.path + "/q.prom", encoding: .utf8)
         #expect(metrics.contains("quantd_jobs_failed_total{instance="))
-        #expect(metrics.range(of: #"quantd_jobs_failed_total\{instance="[^"]+"\} 1\n"#, options: .regularExpression) != nil)
+        let failedLine = #"quantd_jobs_failed_total\{instance="[^"]+"\} 1\n"#
+        #expect(metrics.range(of: failedLine, options: .regularExpression) != nil)
         let status = Process()
         status.executableURL = URL(fileURLWithPath: quantdBinary)
         status.arguments = ["status", "--spool", scratch.spool]

@@ -143,7 +143,18 @@ struct EngineJobTests {
         #expect(scratch.names("done").isEmpty, "keep_inputs = false deletes the input after the commit")
     }
 
-    /// About 48 MB of fp32: long enough on one thread to be killed in the middle.
+    /// Waits until the engine stages `out/.NAME.tmp-*`: the job is then certainly in the middle.
+    func waitForStaging(_ scratch: Scratch, _ name: String) async throws {
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            if scratch.names("out").contains(where: { $0.hasPrefix("." + name + ".tmp-") }) { return }
+            if scratch.names("out").contains(name) { throw TestFailure("the job ended before it was seen running") }
+            try await Task.sleep(for: .milliseconds(2))
+        }
+        throw TestFailure("no staging folder for \(name)")
+    }
+
+    /// About 48 MB of fp32: on one thread, long enough to be killed in the middle.
     static let large = makeSafetensors(tensors: (0..<12).map { ("block\($0).weight", 1024, 1024) }, seed: 99)
 
     @Test func sigkillMidJobTwiceThenTheJobCompletes() async throws {
@@ -156,18 +167,21 @@ struct EngineJobTests {
             let daemon = try DaemonProcess(arguments: arguments, scratch: scratch)
             defer { daemon.stop() }
             try await daemon.waitFor("claimed", count: round)
-            try await Task.sleep(for: .milliseconds(300))
+            try await waitForStaging(scratch, "big")
             daemon.signal(SIGKILL)
             _ = try await daemon.waitForExit()
             // No partial output under its final name; the input is still in the spool.
             #expect(!FileManager.default.fileExists(atPath: scratch.spool + "/out/big"), "round \(round)")
             #expect(scratch.names("active") == ["crashy.big.safetensors"], "round \(round)")
+            let out = scratch.names("out")
+            #expect(out.allSatisfy { $0.hasPrefix(".big.tmp-") }, "only staging: \(out)")
         }
         let daemon = try DaemonProcess(arguments: arguments, scratch: scratch)
         defer { daemon.stop() }
         try await daemon.waitFor("committed", timeout: 90)
         let lines = try daemon.lines()
         #expect(lines.filter { $0["event"] as? String == "requeued" }.count >= 2)
+        #expect(lines.contains { $0["event"] as? String == "staging_removed" })
         try expectCommitted(scratch, "big")
         #expect(scratch.names("out") == ["big"])
         #expect(scratch.names("done") == ["big.safetensors"])
@@ -186,7 +200,7 @@ struct EngineJobTests {
         defer { daemon.stop() }
         try await daemon.waitFor("watching")
         try scratch.drop(Self.large, as: "last.safetensors")
-        try await daemon.waitFor("claimed")
+        try await waitForStaging(scratch, "last")
         daemon.signal(SIGTERM)
         #expect(try await daemon.waitForExit(timeout: 90) == 0)
         let events = try daemon.lines().compactMap { $0["event"] as? String }
@@ -206,7 +220,7 @@ struct EngineJobTests {
         defer { daemon.stop() }
         try await daemon.waitFor("watching")
         try scratch.drop(Self.large, as: "cut.safetensors")
-        try await daemon.waitFor("claimed")
+        try await waitForStaging(scratch, "cut")
         daemon.signal(SIGTERM)
         #expect(try await daemon.waitForExit(timeout: 60) == 0)
         let events = try daemon.lines().compactMap { $0["event"] as? String }

@@ -43,7 +43,8 @@ struct LogFormatTests {
         metrics.committed = 2
         metrics.busySeconds = 1.5
         let text = metrics.render(instance: "host-1")
-        #expect(text.contains("# TYPE quantd_jobs_committed_total counter\nquantd_jobs_committed_total{instance=\"host-1\"} 2\n"))
+        #expect(text.contains(
+            "# TYPE quantd_jobs_committed_total counter\nquantd_jobs_committed_total{instance=\"host-1\"} 2\n"))
         #expect(text.contains("quantd_busy_seconds_total{instance=\"host-1\"} 1.5\n"))
     }
 }
