@@ -5,9 +5,10 @@ import QuantEngine
 struct Quantd: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "quantd",
-        abstract: "Quantize fp32/fp16/bf16 safetensors checkpoints to int8, as zstd frames with a manifest.",
+        abstract: "Quantize fp32/fp16/bf16 safetensors checkpoints to int8 (zstd frames with a manifest), "
+            + "as a spool daemon or one-shot.",
         version: quantdVersion,
-        subcommands: [Quantize.self, Inspect.self, Verify.self, Dequantize.self]
+        subcommands: [Run.self, Status.self, Quantize.self, Inspect.self, Verify.self, Dequantize.self]
     )
 }
 

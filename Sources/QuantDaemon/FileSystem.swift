@@ -1,0 +1,220 @@
+internal import CLinux
+internal import Glibc
+
+/// A failed system call: which call, on which path, and the errno it returned.
+public struct SystemError: Error, Sendable, CustomStringConvertible {
+    public var call: String
+    public var path: String
+    public var errno: Int32
+
+    public init(_ call: String, path: String, errno: Int32) {
+        self.call = call
+        self.path = path
+        self.errno = errno
+    }
+
+    public var description: String {
+        "\(call)(\(path)): \(String(cString: strerror(errno)))"
+    }
+}
+
+/// What an entry of a folder is, read with `lstat` so that a symlink is never followed.
+enum EntryKind: String, Sendable {
+    case file, directory, symlink, fifo, socket, characterDevice = "character device"
+    case blockDevice = "block device", unknown
+}
+
+/// The figures of one entry that tell whether it is still being written.
+struct EntryStat: Sendable, Equatable {
+    var kind: EntryKind
+    var size: Int
+    var mtimeNanoseconds: Int
+    var device: UInt
+}
+
+/// Thin wrappers over the few system calls the spool needs, each retried on EINTR.
+enum FS {
+    static func lstatEntry(_ path: String) throws(SystemError) -> EntryStat {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { throw SystemError("lstat", path: path, errno: errno) }
+        let kind: EntryKind
+        switch st.st_mode & S_IFMT {
+        case S_IFREG: kind = .file
+        case S_IFDIR: kind = .directory
+        case S_IFLNK: kind = .symlink
+        case S_IFIFO: kind = .fifo
+        case S_IFSOCK: kind = .socket
+        case S_IFCHR: kind = .characterDevice
+        case S_IFBLK: kind = .blockDevice
+        default: kind = .unknown
+        }
+        let mtime = Int(st.st_mtim.tv_sec) * 1_000_000_000 + Int(st.st_mtim.tv_nsec)
+        return EntryStat(kind: kind, size: Int(st.st_size), mtimeNanoseconds: mtime, device: UInt(st.st_dev))
+    }
+
+    static func exists(_ path: String) -> Bool {
+        var st = stat()
+        return lstat(path, &st) == 0
+    }
+
+    /// Names in a folder (without "." and ".."), as raw bytes: a name need not be valid UTF-8.
+    static func listNames(_ path: String) throws(SystemError) -> [[UInt8]] {
+        guard let dir = opendir(path) else { throw SystemError("opendir", path: path, errno: errno) }
+        defer { closedir(dir) }
+        var names: [[UInt8]] = []
+        while let entry = readdir(dir) {
+            let bytes = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                Array(raw.prefix(while: { $0 != 0 }))
+            }
+            if bytes == [0x2E] || bytes == [0x2E, 0x2E] { continue }
+            names.append(bytes)
+        }
+        return names
+    }
+
+    static func makeDirectory(_ path: String, mode: mode_t = 0o755) throws(SystemError) {
+        if mkdir(path, mode) != 0 && errno != EEXIST { throw SystemError("mkdir", path: path, errno: errno) }
+    }
+
+    /// `rename` that refuses to replace an existing target (RENAME_NOREPLACE), so that no
+    /// daemon ever overwrites a file another one put there.
+    static func renameNoReplace(_ from: String, _ to: String) throws(SystemError) {
+        try renameNoReplace(Array(from.utf8), to)
+    }
+
+    static func renameNoReplace(_ from: [UInt8], _ to: String) throws(SystemError) {
+        let result: Int32 = (from + [0]).withUnsafeBufferPointer { source in
+            source.withMemoryRebound(to: CChar.self) { source in
+                quantd_renameat2(AT_FDCWD, source.baseAddress!, AT_FDCWD, to, quantd_rename_noreplace)
+            }
+        }
+        if result != 0 {
+            throw SystemError("rename", path: String(decoding: from, as: UTF8.self) + " -> " + to, errno: errno)
+        }
+    }
+
+    /// fsync a folder, which makes the renames and creations inside it durable.
+    static func syncDirectory(_ path: String) throws(SystemError) {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw SystemError("open", path: path, errno: errno) }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else { throw SystemError("fsync", path: path, errno: errno) }
+    }
+
+    /// Writes `bytes` to `path` through a temporary sibling, fsynced, then renamed over `path`.
+    static func writeAtomically(_ bytes: [UInt8], to path: String, mode: mode_t = 0o644) throws(SystemError) {
+        let temp = path + ".tmp-\(getpid())"
+        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw SystemError("open", path: temp, errno: errno) }
+        var failure: SystemError?
+        bytes.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    failure = SystemError("write", path: temp, errno: errno)
+                    return
+                }
+                offset += n
+            }
+        }
+        if failure == nil && fsync(fd) != 0 { failure = SystemError("fsync", path: temp, errno: errno) }
+        close(fd)
+        if failure == nil && rename(temp, path) != 0 { failure = SystemError("rename", path: path, errno: errno) }
+        if let failure {
+            unlink(temp)
+            throw failure
+        }
+    }
+
+    static func readFile(_ path: String, limit: Int = 16 << 20) throws(SystemError) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else { throw SystemError("open", path: path, errno: errno) }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while bytes.count < limit {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SystemError("read", path: path, errno: errno)
+            }
+            if n == 0 { break }
+            bytes.append(contentsOf: chunk[0..<n])
+        }
+        return bytes
+    }
+
+    /// Removes a file, or a folder with everything in it, never following symlinks.
+    static func removeTree(_ path: String) throws(SystemError) {
+        let entry = try lstatEntry(path)
+        if entry.kind == .directory {
+            for name in try listNames(path) {
+                try removeTree(path + "/" + String(decoding: name, as: UTF8.self))
+            }
+            guard rmdir(path) == 0 else { throw SystemError("rmdir", path: path, errno: errno) }
+        } else {
+            guard unlink(path) == 0 else { throw SystemError("unlink", path: path, errno: errno) }
+        }
+    }
+
+    /// The largest mtime, the total size and the number of entries under a folder: unchanged
+    /// figures over the settle window mean nobody is writing into it.
+    static func treeSignature(_ path: String) throws(SystemError) -> EntryStat {
+        var total = try lstatEntry(path)
+        guard total.kind == .directory else { return total }
+        for name in try listNames(path) {
+            let child = try treeSignature(path + "/" + String(decoding: name, as: UTF8.self))
+            total.size += child.size + 1
+            total.mtimeNanoseconds = max(total.mtimeNanoseconds, child.mtimeNanoseconds)
+        }
+        return total
+    }
+
+    static func hostName() -> String {
+        var buffer = [UInt8](repeating: 0, count: 256)
+        let ok = buffer.withUnsafeMutableBufferPointer { raw in
+            raw.withMemoryRebound(to: CChar.self) { gethostname($0.baseAddress!, 255) == 0 }
+        }
+        return ok ? String(decoding: buffer.prefix(while: { $0 != 0 }), as: UTF8.self) : "localhost"
+    }
+
+    /// Seconds on the monotonic clock, for deadlines.
+    static func monotonicSeconds() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
+    /// Wall-clock time as RFC 3339 UTC with milliseconds: `2026-01-31T12:00:00.123Z`.
+    static func timestamp() -> String {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        var seconds = ts.tv_sec
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func pad(_ value: Int32, _ width: Int) -> String {
+            let text = String(value)
+            return String(repeating: "0", count: max(0, width - text.count)) + text
+        }
+        let millis = Int32(ts.tv_nsec / 1_000_000)
+        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
+            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(millis, 3))Z"
+    }
+}
+
+extension FS {
+    /// Seconds since the epoch, for metrics.
+    static func unixSeconds() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
+    /// A line on standard error, for what must be seen even when the log goes to a file.
+    static func printError(_ text: String) {
+        var line = text + "\n"
+        line.withUTF8 { _ = write(STDERR_FILENO, $0.baseAddress, $0.count) }
+    }
+}

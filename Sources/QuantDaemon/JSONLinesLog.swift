@@ -1,0 +1,120 @@
+internal import Glibc
+import Logging
+import Synchronization
+
+/// Where log lines go: a file opened O_APPEND (reopened on SIGHUP, after logrotate moved it
+/// away), or standard error for journald. Each line is written with one `write` call.
+public final class LogSink: Sendable {
+    private struct State {
+        var fd: Int32
+        var path: String?
+    }
+
+    private let state: Mutex<State>
+
+    /// Opens `path` for appending, or uses standard error when `path` is nil.
+    public init(path: String?) throws(SystemError) {
+        state = Mutex(State(fd: try Self.open(path), path: path))
+    }
+
+    deinit {
+        state.withLock { if $0.path != nil { close($0.fd) } }
+    }
+
+    private static func open(_ path: String?) throws(SystemError) -> Int32 {
+        guard let path else { return STDERR_FILENO }
+        let fd = Glibc.open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
+        guard fd >= 0 else { throw SystemError("open", path: path, errno: errno) }
+        return fd
+    }
+
+    /// The file currently written, nil for standard error.
+    public var path: String? { state.withLock { $0.path } }
+
+    /// Opens `path` anew (the same name after a rotation, or a new one after a reload) and
+    /// closes the old descriptor. On failure the old descriptor stays in use.
+    public func reopen(path: String?) throws(SystemError) {
+        let fd = try Self.open(path)
+        let old = state.withLock { state in
+            let old = state
+            state = State(fd: fd, path: path)
+            return old
+        }
+        if old.path != nil { close(old.fd) }
+    }
+
+    func write(line: String) {
+        var line = line
+        line += "\n"
+        state.withLock { state in
+            line.withUTF8 { bytes in
+                var offset = 0
+                while offset < bytes.count {
+                    let n = Glibc.write(state.fd, bytes.baseAddress! + offset, bytes.count - offset)
+                    if n < 0 && errno == EINTR { continue }
+                    if n <= 0 { return }
+                    offset += n
+                }
+            }
+        }
+    }
+}
+
+/// A swift-log handler that writes one JSON object per line:
+/// `{"time":…,"level":…,"event":<message>,"job":…,<metadata>…}`.
+/// Numbers and booleans passed as `.stringConvertible` stay JSON numbers and booleans.
+public struct JSONLinesLogHandler: LogHandler {
+    public var logLevel: Logger.Level
+    public var metadata: Logger.Metadata = [:]
+    private let sink: LogSink
+
+    public init(sink: LogSink, level: Logger.Level = .info) {
+        self.sink = sink
+        self.logLevel = level
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        sink.write(line: Self.render(event: event, context: metadata))
+    }
+
+    static func render(event: LogEvent, context: Logger.Metadata) -> String {
+        var object = JSONObjectWriter()
+        object.string("time", FS.timestamp())
+        object.string("level", event.level.rawValue)
+        object.string("event", event.message.description)
+        let merged = context.merging(event.metadata ?? [:]) { _, new in new }
+        // "job" first, the rest sorted: lines of one kind read alike.
+        if let job = merged["job"] { object.raw("job", json(job)) }
+        for (key, value) in merged.sorted(by: { $0.key < $1.key }) where key != "job" {
+            object.raw(key, json(value))
+        }
+        return object.finish()
+    }
+
+    static func json(_ value: Logger.MetadataValue) -> String {
+        switch value {
+        case .string(let text):
+            return JSONObjectWriter.quoted(text)
+        case .stringConvertible(let convertible):
+            switch convertible {
+            case let number as Int: return String(number)
+            case let number as Int64: return String(number)
+            case let number as UInt64: return String(number)
+            case let number as Double: return JSONObjectWriter.number(number)
+            case let flag as Bool: return flag ? "true" : "false"
+            default: return JSONObjectWriter.quoted(convertible.description)
+            }
+        case .array(let values):
+            return "[" + values.map(json).joined(separator: ",") + "]"
+        case .dictionary(let entries):
+            var object = JSONObjectWriter()
+            for (key, value) in entries.sorted(by: { $0.key < $1.key }) { object.raw(key, json(value)) }
+            return object.finish()
+        }
+    }
+}

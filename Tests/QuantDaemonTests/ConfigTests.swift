@@ -1,0 +1,107 @@
+import Foundation
+import Testing
+@testable import QuantDaemon
+
+@Suite("Configuration")
+struct ConfigTests {
+    static let packageRoot = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+
+    @Test func shippedFileParsesAndStatesEveryDefault() throws {
+        let text = try String(contentsOfFile: Self.packageRoot + "/config/quantd.toml", encoding: .utf8)
+        let environment = ["HOME": "/home/someone"]
+        var fromFile = DaemonConfig(environment: environment)
+        try fromFile.apply(fileText: text, source: "quantd.toml")
+        var expected = DaemonConfig(environment: environment)
+        expected.spool = "/var/spool/quantd"
+        expected.logFile = "/var/log/quantd/quantd.log"
+        expected.metricsFile = "/var/lib/quantd/quantd.prom"
+        expected.instance = fromFile.instance
+        #expect(fromFile == expected)
+        // Every key appears in the documented file, set or commented out.
+        for key in DaemonConfig.keys.map(\.name) {
+            let bare = key.split(separator: ".").last.map(String.init)!
+            #expect(text.contains("\n\(bare) =") || text.contains("\n# \(bare) ="), "\(key) undocumented")
+        }
+    }
+
+    @Test func defaultsNeedNoRoot() {
+        let config = DaemonConfig(environment: ["HOME": "/home/u"])
+        #expect(config.spool == "/home/u/.local/state/quantd/spool")
+        #expect(DaemonConfig(environment: ["HOME": "/h", "XDG_STATE_HOME": "/x"]).spool == "/x/quantd/spool")
+        #expect(config.settleSeconds == 5 && config.maxJobs == 1 && config.keepInputs)
+    }
+
+    @Test func valuesOfEveryShape() throws {
+        var config = DaemonConfig(environment: [:])
+        try config.apply(fileText: """
+            # comment
+            spool = "/srv/sp\\u00fcol"   # trailing comment
+            settle_seconds = 1.5
+            max_jobs = 2
+            poll = true
+
+            [quantize]
+            granularity = "group"
+            group_size = 1_024
+            exclude = ["^lm_head\\\\.", "norm"]
+            """, source: "t")
+        #expect(config.spool == "/srv/spüol")
+        #expect(config.settleSeconds == 1.5 && config.maxJobs == 2 && config.poll)
+        #expect(config.quantize.granularity == .group && config.quantize.groupSize == 1024)
+        #expect(config.quantize.exclude == ["^lm_head\\.", "norm"])
+    }
+
+    @Test(arguments: [
+        ("max_jobs = 0", "max_jobs", "between 1 and 64"),
+        ("max_jobs = \"2\"", "max_jobs", "expected an integer"),
+        ("bogus = 1", "bogus", "unknown key"),
+        ("spool = \"relative/dir\"", "spool", "absolute path"),
+        ("settle_seconds = -1", "settle_seconds", "between"),
+        ("log_level = \"loud\"", "log_level", "expected one of"),
+        ("spool = \"/a\"\nspool = \"/b\"", "spool", "set twice"),
+        ("[quantize]\ngranularity = \"row\"", "quantize.granularity", "expected \"tensor\""),
+        ("[quantize]\nexclude = [\"(\"]", "quantize.exclude", "invalid regular expression"),
+        ("instance = \"a.b\"", "instance", "letters"),
+        ("poll = yes", "poll", "expected a quoted string"),
+    ])
+    func invalidValuesNameTheKey(text: String, key: String, reason: String) {
+        var config = DaemonConfig(environment: [:])
+        #expect {
+            try config.apply(fileText: text, source: "f.toml")
+        } throws: { error in
+            guard let error = error as? ConfigError else { return false }
+            return error.key == key && error.reason.contains(reason) && error.description.hasPrefix("f.toml:")
+        }
+    }
+
+    @Test func malformedLinesAreRefusedWithTheirLine() {
+        for text in ["spool", "[other]", "x y = 1", "spool = \"unterminated"] {
+            var config = DaemonConfig(environment: [:])
+            #expect(throws: ConfigError.self) { try config.apply(fileText: "# ok\n" + text, source: "f") }
+            #expect((try? config.apply(fileText: "# ok\n" + text, source: "f")) == nil)
+        }
+        var config = DaemonConfig(environment: [:])
+        do {
+            try config.apply(fileText: "# ok\n\nmax_jobs = x", source: "f")
+            Issue.record("accepted")
+        } catch {
+            #expect(error.line == 3)
+        }
+    }
+
+    @Test func commandLineOverridesComeAfterTheFile() throws {
+        let scratch = try Scratch()
+        defer { scratch.cleanUp() }
+        let file = try scratch.write("max_jobs = 3\nsettle_seconds = 9\n", to: "c.toml")
+        let config = try DaemonConfig.load(
+            file: file,
+            overrides: [.assignment("settle_seconds=2"), .flag("--max-jobs", key: "max_jobs", .integer(4)),
+                        .assignment("log_level=debug")],
+            environment: [:])
+        #expect(config.maxJobs == 4 && config.settleSeconds == 2 && config.logLevel == .debug)
+        #expect(throws: ConfigError.self) {
+            try DaemonConfig.load(file: file, overrides: [.assignment("max_jobs")], environment: [:])
+        }
+    }
+}

@@ -1,0 +1,237 @@
+import Foundation
+import Glibc
+import Testing
+
+/// Whole jobs through the real binary and the real engine: commits, quarantine, crashes.
+@Suite("quantd run: jobs end to end")
+struct EngineJobTests {
+    static let fast = ["--set", "rescan_seconds=30", "--settle-seconds", "1", "--threads", "1"]
+
+    /// Checks an output folder: the manifest (commit marker) and a compressed file per source file.
+    func expectCommitted(_ scratch: Scratch, _ name: String, files: Int = 1) throws {
+        let folder = scratch.spool + "/out/" + name
+        let manifestData = try Data(contentsOf: URL(fileURLWithPath: folder + "/manifest.json"))
+        let manifest = try #require(try JSONSerialization.jsonObject(with: manifestData) as? [String: Any])
+        let outputs = try #require(manifest["outputs"] as? [[String: Any]])
+        let zst = outputs.compactMap { $0["file"] as? String }.filter { $0.hasSuffix(".safetensors.zst") }
+        #expect(zst.count == files)
+        for file in zst { #expect(FileManager.default.fileExists(atPath: folder + "/" + file)) }
+    }
+
+    func expectNoStaging(_ scratch: Scratch) {
+        #expect(scratch.names("out").allSatisfy { !$0.hasPrefix(".") }, "staging left: \(scratch.names("out"))")
+    }
+
+    @Test func droppedByRenameIsCommittedExactlyOnce() async throws {
+        let scratch = try Scratch()
+        defer { scratch.cleanUp() }
+        let daemon = try DaemonProcess(arguments: ["run", "--spool", scratch.spool] + Self.fast, scratch: scratch)
+        defer { daemon.stop() }
+        try await daemon.waitFor("watching")
+        try scratch.drop(smallCheckpoint(seed: 1), as: "alpha.safetensors")
+        try scratch.drop(smallCheckpoint(seed: 2, layers: 3), as: "beta.safetensors")
+        let committed = try await daemon.waitFor("committed", count: 2)
+        #expect(Set(committed.compactMap { $0["job"] as? String }) == ["alpha.safetensors", "beta.safetensors"])
+        for line in committed {
+            #expect((line["compressed_bytes"] as? Int ?? 0) > 0 && (line["ratio"] as? Double ?? 0) > 1)
+            #expect(line["seconds"] is Double || line["seconds"] is Int)
+            #expect(line["worst_tensor"] is String)
+        }
+        try expectCommitted(scratch, "alpha")
+        try expectCommitted(scratch, "beta")
+        #expect(scratch.names("out") == ["alpha", "beta"])
+        #expect(scratch.names("done") == ["alpha.safetensors", "beta.safetensors"])
+        #expect(scratch.names("incoming").isEmpty && scratch.names("active").isEmpty)
+        daemon.signal(SIGTERM)
+        #expect(try await daemon.waitForExit() == 0)
+        #expect(try daemon.lines().filter { $0["event"] as? String == "committed" }.count == 2)
+    }
+
+    @Test func slowInPlaceWriterIsCommittedWholeAndOnce() async throws {
+        let scratch = try Scratch()
+        defer { scratch.cleanUp() }
+        let daemon = try DaemonProcess(arguments: ["run", "--spool", scratch.spool] + Self.fast, scratch: scratch)
+        defer { daemon.stop() }
+        try await daemon.waitFor("watching")
+        let bytes = smallCheckpoint(seed: 3, layers: 4)
+        let fd = open(scratch.incoming + "/slow.safetensors", O_WRONLY | O_CREAT | O_EXCL, 0o644)
+        #expect(fd >= 0)
+        let half = bytes.count / 2
+        #expect(bytes.withUnsafeBytes { write(fd, $0.baseAddress, half) } == half)
+        try await Task.sleep(for: .seconds(2.5))
+        #expect(bytes.withUnsafeBytes { write(fd, $0.baseAddress! + half, bytes.count - half) } == bytes.count - half)
+        close(fd)
+        let committed = try await daemon.waitFor("committed")
+        #expect(committed.first?["source_bytes"] as? Int == 4 * 64 * 64 * 4)
+        try expectCommitted(scratch, "slow")
+        try await Task.sleep(for: .seconds(1.5))
+        #expect(try daemon.lines().filter { $0["event"] as? String == "claimed" }.count == 1)
+        #expect(scratch.names("failed").isEmpty)
+    }
+
+    @Test func shardedFolderIsOneJob() async throws {
+        let scratch = try Scratch()
+        defer { scratch.cleanUp() }
+        let daemon = try DaemonProcess(arguments: ["run", "--spool", scratch.spool] + Self.fast, scratch: scratch)
+        defer { daemon.stop() }
+        try await daemon.waitFor("watching")
+        let staging = scratch.incoming + "/.sharded.partial"
+        try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
+        let shards = ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"]
+        var weightMap: [String: String] = [:]
+        for (index, shard) in shards.enumerated() {
+            let names = ["layer\(2 * index).weight", "layer\(2 * index + 1).weight"]
+            try Data(makeSafetensors(tensors: names.map { ($0, 32, 48) }, seed: UInt64(10 + index)))
+                .write(to: URL(fileURLWithPath: staging + "/" + shard))
+            for name in names { weightMap[name] = shard }
+        }
+        let index: [String: Any] = ["metadata": ["total_size": 4 * 32 * 48 * 4], "weight_map": weightMap]
+        try JSONSerialization.data(withJSONObject: index)
+            .write(to: URL(fileURLWithPath: staging + "/model.safetensors.index.json"))
+        try Data(#"{"model_type": "test", "hidden_size": 48}"#.utf8)
+            .write(to: URL(fileURLWithPath: staging + "/config.json"))
+        #expect(rename(staging, scratch.incoming + "/sharded") == 0)
+        try await daemon.waitFor("committed")
+        try expectCommitted(scratch, "sharded", files: 2)
+        let out = scratch.spool + "/out/sharded/"
+        #expect(FileManager.default.fileExists(atPath: out + "model.safetensors.index.json"))
+        #expect(scratch.names("done") == ["sharded"])
+    }
+
+    @Test func brokenInputIsQuarantinedWhileTheNextIsCommitted() async throws {
+        let scratch = try Scratch()
+        defer { scratch.cleanUp() }
+        let daemon = try DaemonProcess(arguments: ["run", "--spool", scratch.spool] + Self.fast, scratch: scratch)
+        defer { daemon.stop() }
+        try await daemon.waitFor("watching")
+        var broken = smallCheckpoint(seed: 4)
+        broken[0] = 0xFF  // header length far past the end of the file
+        broken[5] = 0x7F
+        try scratch.drop(broken, as: "broken.safetensors")
+        try scratch.drop(smallCheckpoint(seed: 5), as: "fine.safetensors")
+        let failed = try await daemon.waitFor("failed")
+        #expect(failed.first?["job"] as? String == "broken.safetensors")
+        #expect(failed.first?["kind"] as? String == "badInput")
+        try await daemon.waitFor("committed") { $0["job"] as? String == "fine.safetensors" }
+        #expect(scratch.names("failed") == ["broken.safetensors", "broken.safetensors.error.json"])
+        let record = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(
+            fileURLWithPath: scratch.spool + "/failed/broken.safetensors.error.json"))) as? [String: Any])
+        #expect(record["kind"] as? String == "badInput")
+        #expect(record["stage"] is String && record["reason"] is String && record["time"] is String)
+        #expect(record["quantd_version"] is String)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: scratch.spool + "/failed/broken.safetensors"))
+            == Data(broken), "quarantined as it was")
+        expectNoStaging(scratch)
+    }
+
+    @Test func existingOutputGetsADistinctNameAndIsLeftAlone() async throws {
+        let scratch = try Scratch()
+        defer { scratch.cleanUp() }
+        try FileManager.default.createDirectory(atPath: scratch.spool + "/out/twin", withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: scratch.spool + "/out/twin/keep.txt", contents: Data("mine".utf8))
+        let daemon = try DaemonProcess(
+            arguments: ["run", "--spool", scratch.spool, "--set", "keep_inputs=false"] + Self.fast, scratch: scratch)
+        defer { daemon.stop() }
+        try await daemon.waitFor("watching")
+        try scratch.drop(smallCheckpoint(seed: 6), as: "twin.safetensors")
+        let renamed = try await daemon.waitFor("output_renamed")
+        #expect((renamed.first?["output"] as? String)?.hasSuffix("out/twin.2") == true)
+        try await daemon.waitFor("committed")
+        try expectCommitted(scratch, "twin.2")
+        #expect(scratch.names("out") == ["twin", "twin.2"])
+        #expect(try String(contentsOfFile: scratch.spool + "/out/twin/keep.txt", encoding: .utf8) == "mine")
+        #expect(scratch.names("done").isEmpty, "keep_inputs = false deletes the input after the commit")
+    }
+
+    /// Waits until the engine stages `out/.NAME.tmp-*`: the job is then certainly in the middle.
+    func waitForStaging(_ scratch: Scratch, _ name: String) async throws {
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            if scratch.names("out").contains(where: { $0.hasPrefix("." + name + ".tmp-") }) { return }
+            if scratch.names("out").contains(name) { throw TestFailure("the job ended before it was seen running") }
+            try await Task.sleep(for: .milliseconds(2))
+        }
+        throw TestFailure("no staging folder for \(name)")
+    }
+
+    /// About 48 MB of fp32: on one thread, long enough to be killed in the middle.
+    static let large = makeSafetensors(tensors: (0..<12).map { ("block\($0).weight", 1024, 1024) }, seed: 99)
+
+    @Test func sigkillMidJobTwiceThenTheJobCompletes() async throws {
+        let scratch = try Scratch()
+        defer { scratch.cleanUp() }
+        let arguments = ["run", "--spool", scratch.spool, "--set", "instance=crashy"] + Self.fast
+        try FileManager.default.createDirectory(atPath: scratch.incoming, withIntermediateDirectories: true)
+        try scratch.drop(Self.large, as: "big.safetensors")
+        for round in 1...2 {
+            let daemon = try DaemonProcess(arguments: arguments, scratch: scratch)
+            defer { daemon.stop() }
+            try await daemon.waitFor("claimed", count: round)
+            try await waitForStaging(scratch, "big")
+            daemon.signal(SIGKILL)
+            _ = try await daemon.waitForExit()
+            // No partial output under its final name; the input is still in the spool.
+            #expect(!FileManager.default.fileExists(atPath: scratch.spool + "/out/big"), "round \(round)")
+            #expect(scratch.names("active") == ["crashy.big.safetensors"], "round \(round)")
+            let out = scratch.names("out")
+            #expect(out.allSatisfy { $0.hasPrefix(".big.tmp-") }, "only staging: \(out)")
+        }
+        let daemon = try DaemonProcess(arguments: arguments, scratch: scratch)
+        defer { daemon.stop() }
+        try await daemon.waitFor("committed", timeout: 90)
+        let lines = try daemon.lines()
+        #expect(lines.filter { $0["event"] as? String == "requeued" }.count >= 2)
+        #expect(lines.contains { $0["event"] as? String == "staging_removed" })
+        try expectCommitted(scratch, "big")
+        #expect(scratch.names("out") == ["big"])
+        #expect(scratch.names("done") == ["big.safetensors"])
+        #expect(scratch.names("active").isEmpty && scratch.names("incoming").isEmpty)
+        daemon.signal(SIGTERM)
+        #expect(try await daemon.waitForExit() == 0)
+    }
+
+    @Test func sigtermLetsTheRunningJobFinish() async throws {
+        let scratch = try Scratch()
+        defer { scratch.cleanUp() }
+        let socket = try NotifySocket(path: scratch.path + "/notify.sock")
+        let daemon = try DaemonProcess(
+            arguments: ["run", "--spool", scratch.spool] + Self.fast, scratch: scratch,
+            environment: ["NOTIFY_SOCKET": socket.path])
+        defer { daemon.stop() }
+        try await daemon.waitFor("watching")
+        try scratch.drop(Self.large, as: "last.safetensors")
+        try await waitForStaging(scratch, "last")
+        daemon.signal(SIGTERM)
+        #expect(try await daemon.waitForExit(timeout: 90) == 0)
+        let events = try daemon.lines().compactMap { $0["event"] as? String }
+        #expect(events.suffix(3) == ["stopping", "committed", "stopped"])
+        let messages = try await socket.receive(timeout: 1) { _ in false }
+        #expect(messages.contains { $0.contains("STOPPING=1") })
+        #expect(messages.contains { $0.hasPrefix("EXTEND_TIMEOUT_USEC=") })
+        try expectCommitted(scratch, "last")
+    }
+
+    @Test func sigtermPastTheGraceCancelsAndRequeues() async throws {
+        let scratch = try Scratch()
+        defer { scratch.cleanUp() }
+        let daemon = try DaemonProcess(
+            arguments: ["run", "--spool", scratch.spool, "--set", "shutdown_grace_seconds=0"] + Self.fast,
+            scratch: scratch)
+        defer { daemon.stop() }
+        try await daemon.waitFor("watching")
+        try scratch.drop(Self.large, as: "cut.safetensors")
+        try await waitForStaging(scratch, "cut")
+        daemon.signal(SIGTERM)
+        #expect(try await daemon.waitForExit(timeout: 60) == 0)
+        let events = try daemon.lines().compactMap { $0["event"] as? String }
+        if events.contains("committed") {
+            // The engine finished before it saw the flag: still a clean, complete commit.
+            try expectCommitted(scratch, "cut")
+        } else {
+            #expect(events.contains("cancelling") && events.contains("requeued"))
+            #expect(scratch.names("incoming") == ["cut.safetensors"])
+            #expect(scratch.names("out").isEmpty)
+        }
+        #expect(scratch.names("active").isEmpty)
+    }
+}

@@ -1,0 +1,50 @@
+import Foundation
+import Logging
+import Testing
+@testable import QuantDaemon
+
+@Suite("JSON Lines log format")
+struct LogFormatTests {
+    static let oddNames = [
+        "plain.safetensors", "with space.safetensors", "new\nline.safetensors", "quote\"back\\slash",
+        "tab\tcr\r", "bell\u{07}esc\u{1b}del\u{7f}", "ünïcödé 模型 🤖", "sep\u{2028}\u{2029}", "nul?\u{0}",
+    ]
+
+    @Test(arguments: oddNames)
+    func everyLineIsValidJSONWhateverTheName(name: String) throws {
+        let event = LogEvent(
+            level: .info, message: "committed",
+            metadata: ["job": .string(name), "ratio": .stringConvertible(3.25), "bytes": .stringConvertible(42),
+                       "ok": .stringConvertible(true), "nan": .stringConvertible(Double.nan),
+                       "list": .array([.string(name)]), "nested": .dictionary([name: .string(name)])],
+            source: "t", file: #fileID, function: #function, line: #line)
+        let line = JSONLinesLogHandler.render(event: event, context: [:])
+        #expect(!line.contains("\n"))
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        #expect(object["job"] as? String == name)
+        #expect(object["event"] as? String == "committed")
+        #expect(object["ratio"] as? Double == 3.25)
+        #expect(object["bytes"] as? Int == 42)
+        #expect(object["ok"] as? Bool == true)
+        #expect(object["nan"] is NSNull)
+        #expect((object["nested"] as? [String: String])?[name] == name)
+    }
+
+    @Test func lineStartsWithTimeLevelEventJob() {
+        let event = LogEvent(level: .warning, message: "requeued", metadata: ["zeta": "1", "job": "j"],
+                             source: "t", file: #fileID, function: #function, line: #line)
+        let line = JSONLinesLogHandler.render(event: event, context: [:])
+        #expect(line.hasPrefix("{\"time\":\""))
+        #expect(line.contains("\",\"level\":\"warning\",\"event\":\"requeued\",\"job\":\"j\",\"zeta\":\"1\"}"))
+    }
+
+    @Test func metricsAreTextExposition() {
+        var metrics = Metrics()
+        metrics.committed = 2
+        metrics.busySeconds = 1.5
+        let text = metrics.render(instance: "host-1")
+        #expect(text.contains(
+            "# TYPE quantd_jobs_committed_total counter\nquantd_jobs_committed_total{instance=\"host-1\"} 2\n"))
+        #expect(text.contains("quantd_busy_seconds_total{instance=\"host-1\"} 1.5\n"))
+    }
+}

@@ -1,0 +1,59 @@
+import Foundation
+import Glibc
+import Testing
+
+@Suite("quantd run: poll mode and transient failures")
+struct RetryAndPollTests {
+    @Test func pollModeFindsEntriesWithoutInotify() async throws {
+        let scratch = try Scratch()
+        defer { scratch.cleanUp() }
+        let daemon = try DaemonProcess(
+            arguments: ["run", "--spool", scratch.spool, "--poll", "--set", "rescan_seconds=0.3",
+                        "--settle-seconds", "0.5", "--threads", "1"],
+            scratch: scratch)
+        defer { daemon.stop() }
+        let watching = try await daemon.waitFor("watching")
+        #expect(watching.first?["mode"] as? String == "poll")
+        try scratch.drop(smallCheckpoint(seed: 21), as: "polled.safetensors")
+        try await daemon.waitFor("committed")
+        #expect(scratch.names("done") == ["polled.safetensors"])
+        daemon.signal(SIGTERM)
+        #expect(try await daemon.waitForExit() == 0)
+    }
+
+    static let isRoot = getuid() == 0
+
+    /// A spool on a 1 MiB tmpfs: the input fits, its output does not (ENOSPC), so the job goes
+    /// back to the queue with a growing delay instead of being quarantined.
+    @Test(.enabled(if: isRoot, "needs root to mount a small tmpfs"))
+    func noSpaceIsTransientAndRequeuedWithBackoff() async throws {
+        let scratch = try Scratch()
+        defer { scratch.cleanUp() }
+        try FileManager.default.createDirectory(atPath: scratch.spool, withIntermediateDirectories: true)
+        let mount = Process()
+        mount.executableURL = URL(fileURLWithPath: "/bin/mount")
+        mount.arguments = ["-t", "tmpfs", "-o", "size=1m", "tmpfs", scratch.spool]
+        try mount.run()
+        mount.waitUntilExit()
+        try #require(mount.terminationStatus == 0)
+        defer { umount2(scratch.spool, Int32(MNT_DETACH)) }
+        let daemon = try DaemonProcess(
+            arguments: ["run", "--spool", scratch.spool, "--settle-seconds", "0", "--threads", "1",
+                        "--set", "retry_initial_seconds=0.2", "--set", "retry_max_seconds=0.4"],
+            scratch: scratch)
+        defer { daemon.stop() }
+        try await daemon.waitFor("watching")
+        // About 920 KB of fp32 in: its output (about 230 KB) does not fit beside it.
+        try scratch.drop(smallCheckpoint(seed: 22, layers: 4, rows: 256, cols: 224), as: "tight.safetensors")
+        let requeued = try await daemon.waitFor("requeued", count: 3)
+        #expect(requeued.allSatisfy { $0["errno"] as? Int == Int(ENOSPC) })
+        #expect(requeued.allSatisfy { $0["job"] as? String == "tight.safetensors" })
+        #expect(requeued.compactMap { $0["retry_in_seconds"] as? Double } == [0.2, 0.4, 0.4])
+        #expect(requeued.compactMap { $0["attempt"] as? Int } == [1, 2, 3])
+        #expect(try daemon.lines().allSatisfy { $0["event"] as? String != "failed" })
+        #expect(scratch.names("failed").isEmpty)
+        daemon.signal(SIGTERM)
+        #expect(try await daemon.waitForExit() == 0)
+        #expect(scratch.names("incoming") == ["tight.safetensors"], "the input waits in the queue, intact")
+    }
+}
