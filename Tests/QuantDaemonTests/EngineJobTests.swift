@@ -154,13 +154,16 @@ struct EngineJobTests {
         throw TestFailure("no staging folder for \(name)")
     }
 
-    /// About 48 MB of fp32: on one thread, long enough to be killed in the middle.
+    /// Settings that make a job take seconds whatever the machine: zstd level 19 is about 100 times slower than 3.
+    static let slow = ["--set", "quantize.level=19"]
+
+    /// About 48 MB of fp32: at level 19 on one thread, long enough to be killed in the middle.
     static let large = makeSafetensors(tensors: (0..<12).map { ("block\($0).weight", 1024, 1024) }, seed: 99)
 
     @Test func sigkillMidJobTwiceThenTheJobCompletes() async throws {
         let scratch = try Scratch()
         defer { scratch.cleanUp() }
-        let arguments = ["run", "--spool", scratch.spool, "--set", "instance=crashy"] + Self.fast
+        let arguments = ["run", "--spool", scratch.spool, "--set", "instance=crashy"] + Self.fast + Self.slow
         try FileManager.default.createDirectory(atPath: scratch.incoming, withIntermediateDirectories: true)
         try scratch.drop(Self.large, as: "big.safetensors")
         for round in 1...2 {
@@ -195,7 +198,7 @@ struct EngineJobTests {
         defer { scratch.cleanUp() }
         let socket = try NotifySocket(path: scratch.path + "/notify.sock")
         let daemon = try DaemonProcess(
-            arguments: ["run", "--spool", scratch.spool] + Self.fast, scratch: scratch,
+            arguments: ["run", "--spool", scratch.spool] + Self.fast + Self.slow, scratch: scratch,
             environment: ["NOTIFY_SOCKET": socket.path])
         defer { daemon.stop() }
         try await daemon.waitFor("watching")
@@ -215,7 +218,7 @@ struct EngineJobTests {
         let scratch = try Scratch()
         defer { scratch.cleanUp() }
         let daemon = try DaemonProcess(
-            arguments: ["run", "--spool", scratch.spool, "--set", "shutdown_grace_seconds=0"] + Self.fast,
+            arguments: ["run", "--spool", scratch.spool, "--set", "shutdown_grace_seconds=0"] + Self.fast + Self.slow,
             scratch: scratch)
         defer { daemon.stop() }
         try await daemon.waitFor("watching")

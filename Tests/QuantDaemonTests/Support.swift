@@ -195,13 +195,17 @@ final class NotifySocket {
         var messages: [String] = []
         let deadline = Date().addingTimeInterval(timeout)
         var buffer = [UInt8](repeating: 0, count: 4096)
-        while Date() < deadline && !done(messages) {
-            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
-            if n > 0 {
+        // Drain the socket once more after the deadline: a test runner starved of threads may wake up late, and
+        // what the daemon sent is still queued there.
+        while true {
+            let expired = Date() >= deadline
+            while true {
+                let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+                guard n > 0 else { break }
                 messages.append(String(decoding: buffer[0..<n], as: UTF8.self))
-            } else {
-                try await Task.sleep(for: .milliseconds(20))
             }
+            if done(messages) || expired { break }
+            try await Task.sleep(for: .milliseconds(20))
         }
         return messages
     }
