@@ -70,7 +70,7 @@ public enum Engine {
             var sources: [Manifest.SourceFile] = []
             var records: [Manifest.TensorRecord] = []
             for (k, (file, plan)) in zip(source.files, plans).enumerated() {
-                let out = try OutputFile(creating: staging + "/" + plan.outputName, stage: "write")
+                let out = try OutputFile(creating: staging + "/" + plan.outputName, stage: "write", direct: true)
                 let pipeline = Pipeline(plan: plan, file: file, level: options.level, threads: threads,
                                         budget: budget, cancel: cancel)
                 let outcome = try pipeline.run(output: out) { tensors, bytes in

@@ -126,27 +126,52 @@ enum FileSystem {
 }
 
 /// A file opened for writing, fsynced before close by the owner.
+///
+/// Large outputs are written with `O_DIRECT` through an aligned buffer where the filesystem allows it: on the
+/// machines measured here a buffered write of 600 MB costs a second of kernel time copying into the page cache,
+/// a direct one a fifth of that. Filesystems without `O_DIRECT` (older tmpfs) get ordinary buffered writes.
 final class OutputFile {
     let path: String
     let fd: Int32
+    /// Bytes accepted so far (the file's logical size).
     private(set) var written = 0
+    private var direct = false
+    private var buffer: UnsafeMutableRawBufferPointer?
+    private var buffered = 0
 
-    init(creating path: String, stage: String) throws(EngineError) {
+    static let directChunk = 8 << 20
+    static let alignment = 4096
+
+    init(creating path: String, stage: String, direct wantDirect: Bool = false) throws(EngineError) {
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw FileSystem.error("create", path, stage: stage, kind: .cannotCreateOutput) }
         self.path = path
         self.fd = fd
+        if wantDirect && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | quantd_o_direct) == 0 {
+            direct = true
+            buffer = .allocate(byteCount: Self.directChunk, alignment: Self.alignment)
+        }
     }
 
-    deinit { close(fd) }
+    deinit {
+        buffer?.deallocate()
+        close(fd)
+    }
 
     func write(_ bytes: UnsafeRawBufferPointer, stage: String = "write") throws(EngineError) {
-        var done = 0
-        while done < bytes.count {
-            let n = Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done)
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw FileSystem.error("write", path, stage: stage, errno: n == 0 ? EIO : errno) }
-            done += n
+        guard direct, let buffer else {
+            try writeAll(bytes, stage: stage)
+            written += bytes.count
+            return
+        }
+        var rest = bytes
+        while !rest.isEmpty {
+            let n = min(rest.count, buffer.count - buffered)
+            UnsafeMutableRawBufferPointer(rebasing: buffer[buffered..<(buffered + n)])
+                .copyMemory(from: UnsafeRawBufferPointer(rebasing: rest[rest.startIndex..<(rest.startIndex + n)]))
+            buffered += n
+            rest = UnsafeRawBufferPointer(rebasing: rest[(rest.startIndex + n)...])
+            if buffered == buffer.count { try flush(stage: stage) }
         }
         written += bytes.count
     }
@@ -157,7 +182,35 @@ final class OutputFile {
         }.get()
     }
 
+    /// Writes what is buffered: whole aligned blocks directly, and a last partial block (only at the end)
+    /// after switching the descriptor back to buffered mode.
+    private func flush(stage: String) throws(EngineError) {
+        guard let buffer, buffered > 0 else { return }
+        let whole = buffered / Self.alignment * Self.alignment
+        if whole > 0 { try writeAll(UnsafeRawBufferPointer(rebasing: buffer[0..<whole]), stage: stage) }
+        if whole < buffered {
+            guard fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~quantd_o_direct) == 0 else {
+                throw FileSystem.error("fcntl", path, stage: stage)
+            }
+            direct = false
+            try writeAll(UnsafeRawBufferPointer(rebasing: buffer[whole..<buffered]), stage: stage)
+        }
+        buffered = 0
+    }
+
+    private func writeAll(_ bytes: UnsafeRawBufferPointer, stage: String) throws(EngineError) {
+        var done = 0
+        while done < bytes.count {
+            let n = Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done)
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw FileSystem.error("write", path, stage: stage, errno: n == 0 ? EIO : errno) }
+            done += n
+        }
+    }
+
+    /// Flushes the buffer and fsyncs: after this returns, the bytes are on disk.
     func sync(stage: String = "commit") throws(EngineError) {
+        try flush(stage: stage)
         guard fsync(fd) == 0 else { throw FileSystem.error("fsync", path, stage: stage) }
     }
 }

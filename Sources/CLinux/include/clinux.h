@@ -10,4 +10,7 @@ int quantd_renameat2(int olddirfd, const char *oldpath, int newdirfd, const char
 extern const unsigned int quantd_rename_noreplace;
 extern const unsigned int quantd_rename_exchange;
 
+/// O_DIRECT, for fcntl(F_SETFL).
+extern const int quantd_o_direct;
+
 #endif
