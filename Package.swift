@@ -21,9 +21,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
-        .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
         .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
-        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
     ],
     targets: [
         .systemLibrary(
@@ -33,18 +31,13 @@ let package = Package(
         ),
         .target(name: "Zstd", dependencies: ["CZstd"]),
         .target(name: "CLinux"),
-        .target(
-            name: "SafeTensors",
-            dependencies: [.product(name: "SystemPackage", package: "swift-system")]
-        ),
+        .target(name: "SafeTensors"),
         .target(name: "Quantization", swiftSettings: kernelSettings),
         .target(
             name: "QuantEngine",
             dependencies: [
                 "Zstd", "SafeTensors", "Quantization", "CLinux",
                 .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
         .target(
@@ -52,8 +45,6 @@ let package = Package(
             dependencies: [
                 "QuantEngine", "CLinux",
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
         .executableTarget(
