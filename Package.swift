@@ -50,7 +50,8 @@ let package = Package(
         .executableTarget(
             name: "quantd",
             dependencies: [
-                "QuantDaemon", "QuantEngine",
+                "QuantDaemon", "QuantEngine", "Quantization", "SafeTensors", "Zstd",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -1,0 +1,422 @@
+import ArgumentParser
+import FoundationEssentials
+import QuantEngine
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure quantd on a generated LLaMA-shaped checkpoint, beside zstd, sha256 and numpy baselines.",
+        discussion: """
+            Generates (or reuses) a deterministic fp32 checkpoint in DIR, times the kernels in process, runs \
+            `quantd quantize` on it as a child with 1 thread (pinned with taskset when present) and with all \
+            threads, runs the baselines (zstd on the int8 payload, one sha256 pass over the input, the numpy \
+            script when python3 has numpy, safetensors and zstandard), and prints a table of figures and ratios \
+            against the targets of the design. Every figure goes to a JSON file too. Use a quiet machine.
+            """
+    )
+
+    @Option(help: "Checkpoint size (K, M, G suffixes are binary units).")
+    var size: String = "2G"
+
+    @Option(help: "Extra sizes to run end to end with all threads, comma-separated (peak RSS as the size grows).")
+    var sizes: String?
+
+    @Option(help: "Threads for the all-threads runs (default: all cores).")
+    var threads: Int?
+
+    @Option(help: "Folder for the checkpoint and outputs (default: $TMPDIR/quantd-bench or /tmp/quantd-bench).")
+    var dir: String?
+
+    @Option(help: "The JSON report to write (default: DIR/bench.json).")
+    var json: String?
+
+    @Option(name: .customLong("repeat"), help: "Runs per end-to-end figure and baseline; the best counts.")
+    var repeats: Int = 3
+
+    @Option(name: .customLong("kernel-repeat"), help: "Runs per in-process kernel figure; the best counts.")
+    var kernelRepeats: Int = 10
+
+    @Option(help: "Seed of the generated weights.")
+    var seed: UInt64 = 1
+
+    @Flag(inversion: .prefixedNo, help: "Keep the generated checkpoints for the next run.")
+    var keep = true
+
+    @Flag(help: "Do not run the numpy baseline.")
+    var skipPython = false
+
+    @Option(help: "The numpy baseline script (default: scripts/bench_numpy.py found above the binary or here).")
+    var numpyScript: String?
+
+    @Option(help: .hidden)
+    var measureChild: String?
+
+    @Argument(parsing: .postTerminator, help: .hidden)
+    var childCommand: [String] = []
+
+    func validate() throws {
+        if measureChild != nil { return }
+        if repeats < 1 { throw ValidationError("--repeat must be at least 1") }
+        if kernelRepeats < 1 { throw ValidationError("--kernel-repeat must be at least 1") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if ByteSize.parse(size) == nil { throw ValidationError("--size: cannot read '\(size)' (try 2G or 512M)") }
+        for s in extraSizes where ByteSize.parse(s) == nil {
+            throw ValidationError("--sizes: cannot read '\(s)' (try 1G,2G,4G)")
+        }
+    }
+
+    private var extraSizes: [String] {
+        (sizes ?? "").split(separator: ",").map { $0.filter { $0 != " " } }.filter { !$0.isEmpty }
+    }
+
+    func run() throws {
+        if let measureChild {
+            // The measurer (see `Child.run`): a fresh small process, so that the child's peak RSS is its own.
+            throw ExitCode(Child.measure(childCommand, into: measureChild))
+        }
+        do {
+            let runner = try BenchRunner(self)
+            let report = try runner.run()
+            print(BenchTable.render(report))
+            print("\nJSON: \(runner.jsonPath)")
+        } catch {
+            Terminal.error(error.description)
+            throw ExitCode(70)
+        }
+    }
+
+    fileprivate var settings: (dir: String, json: String, threads: Int) {
+        let tmp = getenv("TMPDIR").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+        let dir = self.dir ?? tmp + "/quantd-bench"
+        return (dir, json ?? dir + "/bench.json", threads ?? Engine.cores)
+    }
+
+    fileprivate var sizeLabels: [String] { extraSizes }
+}
+
+/// Binary-unit sizes as given on the command line: "64M", "2G", "1.5G", "4GiB".
+enum ByteSize {
+    static func parse(_ text: String) -> Int? {
+        var t = text.uppercased()
+        for suffix in ["IB", "B"] where t.hasSuffix(suffix) { t.removeLast(suffix.count); break }
+        let units: [Character: Double] = ["K": 1024, "M": 1_048_576, "G": 1_073_741_824, "T": 1_099_511_627_776]
+        var scale = 1.0
+        if let last = t.last, let unit = units[last] {
+            scale = unit
+            t.removeLast()
+        }
+        guard let value = Double(t), value > 0 else { return nil }
+        return Int(value * scale)
+    }
+}
+
+/// One benchmark run: the steps in order, each appending its figures.
+private final class BenchRunner {
+    let options: Bench
+    let dir: String
+    let jsonPath: String
+    let threads: Int
+    let log: String
+    let quantd = Child.selfPath
+    var commands: [[String]] = []
+    var notes: [String] = []
+
+    init(_ options: Bench) throws(BenchError) {
+        self.options = options
+        (dir, jsonPath, threads) = options.settings
+        log = dir + "/bench.log"
+        guard mkdir(dir, 0o755) == 0 || errno == EEXIST else {
+            throw BenchError("cannot create \(dir): \(String(cString: strerror(errno)))")
+        }
+        _ = unlink(log)
+    }
+
+    func run() throws(BenchError) -> BenchReport {
+        let startedAt = Date.now.ISO8601Format()
+        try cleanOutputs()
+        let machine = MachineInfo.current(cores: Engine.cores)
+        let floor = try run(["/bin/true"])
+        if machine.loadAverage > 0.5 {
+            notes.append("load average \(Format.fixed(machine.loadAverage, 2)) at the start: other work shared the "
+                + "cores, so the figures (above all the multi-thread ones) are low")
+        }
+
+        status("kernels in process (\(options.kernelRepeats) runs each)")
+        let kernels = try KernelBench.run(threads: threads, repeats: options.kernelRepeats, level: 3)
+
+        let primaryLabel = options.size
+        let (checkpoint, spec) = try prepare(label: primaryLabel)
+
+        // End to end, one thread (pinned) and all threads; the outputs stay for the payload and the comparison.
+        var endToEnd: [BenchReport.EndToEnd] = []
+        let taskset = Child.which("taskset")
+        if taskset == nil { notes.append("taskset not found: the 1-thread run is not pinned to one core") }
+        for t in threads > 1 ? [1, threads] : [1] {
+            status("quantd quantize, \(t) thread(s)")
+            let out = dir + "/out-t\(t)"
+            var argv = [quantd, "quantize", checkpoint.path, "-o", out, "--threads", "\(t)"]
+            let pinned = t == 1 && taskset != nil
+            if pinned, let taskset { argv = [taskset, "-c", "0"] + argv }
+            let best = try timed(argv) { () throws(BenchError) in try self.remove(out) }
+            endToEnd.append(.init(threads: t, pinned: pinned, best: best,
+                                  gbPerSecond: Double(checkpoint.bytes) / best.seconds / 1e9))
+        }
+        let outputName = BenchPath.base(checkpoint.path) + ".zst"
+        let allOutput = "\(dir)/out-t\(threads)/\(outputName)"
+        let identical: Bool? = threads > 1 ? try sameBytes(dir + "/out-t1/" + outputName, allOutput) : nil
+
+        // Baselines.
+        var baselines: [BenchReport.Baseline] = []
+        guard let zstd = Child.which("zstd") else { throw BenchError("the zstd command is needed (apt install zstd)") }
+        status("baselines: zstd, sha256")
+        let payload = dir + "/payload.safetensors"
+        try run([zstd, "-d", "-q", "-f", allOutput, "-o", payload])
+        let payloadBytes = fileSize(payload)
+        let zstdRun = try timed([zstd, "-3", "-T\(threads)", "-q", "-f", payload, "-o", dir + "/payload.zst"])
+        baselines.append(.init(name: "zstd -3 -T\(threads) on the int8 payload", tool: "zstd",
+                               inputBytes: payloadBytes, best: zstdRun))
+        let hasher: (argv: [String], tool: String)
+        if let openssl = Child.which("openssl") {
+            hasher = ([openssl, "dgst", "-sha256", checkpoint.path], "openssl dgst -sha256")
+        } else if let sha256sum = Child.which("sha256sum") {
+            hasher = ([sha256sum, checkpoint.path], "sha256sum")
+        } else {
+            throw BenchError("neither openssl nor sha256sum is on PATH")
+        }
+        let shaRun = try timed(hasher.argv)
+        baselines.append(.init(name: "sha256 over the input", tool: hasher.tool, inputBytes: checkpoint.bytes,
+                               best: shaRun))
+        if let numpy = try numpyBaseline(checkpoint.path) {
+            baselines.append(.init(name: "numpy script, \(threads) zstd threads", tool: numpy.tool,
+                                   inputBytes: checkpoint.bytes, best: numpy.run))
+        }
+        try cleanOutputs()
+
+        // Other sizes, all threads: time and peak RSS as the checkpoint grows.
+        var sizeRuns: [BenchReport.SizeRun] = []
+        let all = endToEnd.last!
+        for label in options.sizeLabels {
+            if ByteSize.parse(label) == spec {
+                sizeRuns.append(.init(label: label, bytes: checkpoint.bytes, threads: threads, best: all.best,
+                                      gbPerSecond: all.gbPerSecond))
+                continue
+            }
+            let (other, _) = try prepare(label: label)
+            status("quantd quantize \(label), \(threads) thread(s)")
+            let out = dir + "/out-size"
+            let best = try timed([quantd, "quantize", other.path, "-o", out, "--threads", "\(threads)"]) {
+                () throws(BenchError) in try self.remove(out)
+            }
+            try remove(out)
+            if !options.keep { _ = unlink(other.path) }
+            sizeRuns.append(.init(label: label, bytes: other.bytes, threads: threads, best: best,
+                                  gbPerSecond: Double(other.bytes) / best.seconds / 1e9))
+        }
+        if !options.keep { _ = unlink(checkpoint.path) }
+        Terminal.endStatus()
+
+        let report = BenchReport(
+            quantdVersion: quantdVersion, startedAt: startedAt, machine: machine,
+            settings: .init(size: options.size, sizes: options.sizeLabels, threads: threads, repeats: options.repeats,
+                            kernelRepeats: options.kernelRepeats, seed: options.seed, dir: dir,
+                            scheme: "quantize defaults: per channel, symmetric, zstd level 3"),
+            checkpoint: checkpoint, kernels: kernels, endToEnd: endToEnd, outputsIdentical: identical,
+            baselines: baselines,
+            ratios: ratios(endToEnd: endToEnd, baselines: baselines, kernels: kernels, sizes: sizeRuns,
+                           zstd: zstdRun, sha: shaRun),
+            sizes: sizeRuns, measurerFloorRSSBytes: floor.peakRSSBytes, commands: commands,
+            notes: notes + ["peak RSS figures include the measuring process's floor: /bin/true reports "
+                + "\(Format.fixed(floor.peakRSSMiB, 1)) MiB"])
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        do { try TextFile.write(Array(try encoder.encode(report)) + [0x0a], to: jsonPath) } catch let e as BenchError {
+            throw e
+        } catch {
+            throw BenchError("cannot encode the report: \(error)")
+        }
+        return report
+    }
+
+    private func ratios(endToEnd: [BenchReport.EndToEnd], baselines: [BenchReport.Baseline],
+                        kernels: [KernelFigure], sizes: [BenchReport.SizeRun], zstd: ChildRun, sha: ChildRun)
+        -> [BenchReport.Ratio]
+    {
+        let all = endToEnd.last!
+        var ratios: [BenchReport.Ratio] = []
+        let floor = zstd.seconds + sha.seconds / 2
+        ratios.append(.atMost("end to end / floor (zstd + sha256 / 2)", all.best.seconds / floor, 1.25))
+        if let numpy = baselines.first(where: { $0.name.hasPrefix("numpy") }) {
+            ratios.append(.atLeast("numpy script / quantd", numpy.best.seconds / all.best.seconds, 2.5))
+        }
+        if let one = endToEnd.first, one.threads == 1, all.threads > 1 {
+            ratios.append(.atLeast("\(all.threads) threads vs 1 thread, end to end",
+                                   one.best.seconds / all.best.seconds, 1.7))
+        }
+        let rss = (endToEnd.map(\.best) + sizes.map(\.best)).map(\.peakRSSMiB).max() ?? 0
+        ratios.append(.atMost("peak RSS, MiB (largest of all runs)", rss, 512))
+        if sizes.count > 1, let small = sizes.min(by: { $0.bytes < $1.bytes }),
+           let large = sizes.max(by: { $0.bytes < $1.bytes }) {
+            ratios.append(.atMost("peak RSS \(large.label) / \(small.label)",
+                                  large.best.peakRSSMiB / small.best.peakRSSMiB, 1.1))
+        }
+        if let channel = kernels.first(where: { $0.name.hasPrefix("per channel, symmetric") && $0.threads == 1 }) {
+            ratios.append(.atLeast("per-channel kernel, 1 thread, GB/s", channel.gbPerSecond, 18))
+        }
+        return ratios
+    }
+
+    /// The checkpoint for `label`, generated unless an identical one is in the folder, then read once (to make
+    /// the page cache hot) and once more (timed).
+    private func prepare(label: String) throws(BenchError) -> (BenchReport.CheckpointInfo, Int) {
+        let target = ByteSize.parse(label)!
+        let spec = BenchCheckpoint(targetBytes: target, seed: options.seed)
+        let path = spec.path(in: dir, label: label)
+        let reused = spec.matches(path)
+        var generateSeconds: Double?
+        if !reused {
+            status("generating \(Format.bytes(spec.fileSize)) checkpoint \(path)")
+            let start = Child.now()
+            try spec.write(to: path, threads: threads)
+            generateSeconds = Child.now() - start
+        }
+        status("reading \(path) into the page cache")
+        _ = try readPass(path)
+        let seconds = try readPass(path)
+        let info = BenchReport.CheckpointInfo(label: label, path: path, bytes: spec.fileSize,
+                                              tensors: spec.tensors.count, weightBytes: spec.weightBytes,
+                                              reused: reused, generateSeconds: generateSeconds,
+                                              readPassGBPerSecond: Double(spec.fileSize) / seconds / 1e9)
+        return (info, target)
+    }
+
+    /// Best of the configured repeats; records the command.
+    private func timed(_ argv: [String], prepare: () throws(BenchError) -> Void = {}) throws(BenchError)
+        -> ChildRun
+    {
+        commands.append(argv)
+        return try Child.best(of: options.repeats, argv, log: log, prepare: prepare)
+    }
+
+    @discardableResult
+    private func run(_ argv: [String]) throws(BenchError) -> ChildRun {
+        commands.append(argv)
+        return try Child.run(argv, log: log)
+    }
+
+    /// The numpy script's best run, or nil (with a note saying why) when it cannot run here.
+    private func numpyBaseline(_ checkpoint: String) throws(BenchError) -> (run: ChildRun, tool: String)? {
+        if options.skipPython {
+            notes.append("numpy baseline skipped (--skip-python)")
+            return nil
+        }
+        guard let python = Child.which("python3") else {
+            notes.append("numpy baseline skipped: python3 not found")
+            return nil
+        }
+        guard let script = options.numpyScript ?? findScript() else {
+            notes.append("numpy baseline skipped: scripts/bench_numpy.py not found (pass --numpy-script)")
+            return nil
+        }
+        do {
+            try Child.run([python, "-c", "import numpy, safetensors, zstandard"], log: log)
+        } catch {
+            notes.append("numpy baseline skipped: python3 lacks numpy, safetensors or zstandard")
+            return nil
+        }
+        status("baseline: numpy script")
+        let out = dir + "/numpy-out.bin"
+        let best = try timed([python, script, checkpoint, out, "--threads", "\(threads)"])
+        return (best, "python3 " + BenchPath.base(script))
+    }
+
+    /// scripts/bench_numpy.py in a folder above the binary or above the working directory.
+    private func findScript() -> String? {
+        var cwd = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let here = getcwd(&cwd, cwd.count).map { String(cString: $0) } ?? "."
+        for start in [BenchPath.directory(quantd), here] {
+            var folder = start
+            while true {
+                let candidate = folder + "/scripts/bench_numpy.py"
+                if access(candidate, R_OK) == 0 { return candidate }
+                let parent = BenchPath.directory(folder)
+                if parent == folder { break }
+                folder = parent
+            }
+        }
+        return nil
+    }
+
+    /// Reads the whole file with pread into one reused 8 MiB buffer; returns the seconds it took.
+    private func readPass(_ path: String) throws(BenchError) -> Double {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { throw BenchError("cannot open \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: 8 << 20, alignment: 4096)
+        defer { buffer.deallocate() }
+        let start = Child.now()
+        var offset = 0
+        while true {
+            let n = pread(fd, buffer, 8 << 20, off_t(offset))
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { throw BenchError("cannot read \(path): \(String(cString: strerror(errno)))") }
+            if n == 0 { break }
+            offset += n
+        }
+        return Child.now() - start
+    }
+
+    /// Whether two files hold the same bytes.
+    private func sameBytes(_ a: String, _ b: String) throws(BenchError) -> Bool {
+        let fa = open(a, O_RDONLY), fb = open(b, O_RDONLY)
+        defer { if fa >= 0 { close(fa) }; if fb >= 0 { close(fb) } }
+        guard fa >= 0, fb >= 0 else { throw BenchError("cannot open \(fa < 0 ? a : b)") }
+        let size = 4 << 20
+        let ba = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
+        let bb = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
+        defer { ba.deallocate(); bb.deallocate() }
+        while true {
+            let na = read(fa, ba, size), nb = read(fb, bb, size)
+            if na != nb { return false }
+            if na <= 0 { return na == 0 }
+            if memcmp(ba, bb, na) != 0 { return false }
+        }
+    }
+
+    private func fileSize(_ path: String) -> Int {
+        var st = stat()
+        return stat(path, &st) == 0 ? Int(st.st_size) : 0
+    }
+
+    /// Removes what a previous run left besides the checkpoints, the log and the report.
+    private func cleanOutputs() throws(BenchError) {
+        for name in ["out-t1", "out-t\(threads)", "out-size", "payload.safetensors", "payload.zst", "numpy-out.bin"] {
+            try remove(dir + "/" + name)
+        }
+    }
+
+    private func remove(_ path: String) throws(BenchError) {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return }
+        try Child.run(["/bin/rm", "-rf", path], log: log)
+    }
+
+    private func status(_ text: String) {
+        if Terminal.isInteractive {
+            Terminal.status("quantd bench: " + text)
+        } else {
+            Terminal.write("quantd bench: " + text + "\n")
+        }
+    }
+}
+
+/// Path pieces without Foundation's URL.
+enum BenchPath {
+    static func base(_ path: String) -> String { path.split(separator: "/").last.map(String.init) ?? path }
+
+    static func directory(_ path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
+    }
+}

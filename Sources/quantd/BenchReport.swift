@@ -1,0 +1,175 @@
+/// Everything one `quantd bench` run measured, as written to its JSON file.
+struct BenchReport: Codable, Sendable {
+    struct Settings: Codable, Sendable {
+        var size: String
+        var sizes: [String]
+        var threads: Int
+        var repeats: Int
+        var kernelRepeats: Int
+        var seed: UInt64
+        var dir: String
+        /// The scheme timed end to end: `quantd quantize` defaults.
+        var scheme: String
+    }
+
+    struct CheckpointInfo: Codable, Sendable {
+        var label: String
+        var path: String
+        var bytes: Int
+        var tensors: Int
+        var weightBytes: Int
+        var reused: Bool
+        var generateSeconds: Double?
+        /// One pread pass over the file from the page cache, one thread, 8 MiB buffer.
+        var readPassGBPerSecond: Double
+    }
+
+    struct EndToEnd: Codable, Sendable {
+        var threads: Int
+        /// Pinned to one core with `taskset -c 0` (the engine's writer thread then shares that core).
+        var pinned: Bool
+        var best: ChildRun
+        var gbPerSecond: Double
+    }
+
+    struct Baseline: Codable, Sendable {
+        var name: String
+        var tool: String
+        var inputBytes: Int
+        var best: ChildRun
+    }
+
+    struct Ratio: Codable, Sendable {
+        var name: String
+        var value: Double
+        /// "<= 1.25" or ">= 2.5".
+        var target: String
+        var met: Bool
+    }
+
+    struct SizeRun: Codable, Sendable {
+        var label: String
+        var bytes: Int
+        var threads: Int
+        var best: ChildRun
+        var gbPerSecond: Double
+    }
+
+    var quantdVersion: String
+    var startedAt: String
+    var machine: MachineInfo
+    var settings: Settings
+    var checkpoint: CheckpointInfo
+    var kernels: [KernelFigure]
+    var endToEnd: [EndToEnd]
+    /// Whether the outputs of the 1-thread and all-thread runs are byte-identical (nil with one thread).
+    var outputsIdentical: Bool?
+    var baselines: [Baseline]
+    var ratios: [Ratio]
+    var sizes: [SizeRun]
+    /// The peak RSS that `/bin/true` reports through the measurer: every peak RSS figure is at least this.
+    var measurerFloorRSSBytes: Int
+    var commands: [[String]]
+    var notes: [String]
+}
+
+extension BenchReport.Ratio {
+    static func atMost(_ name: String, _ value: Double, _ limit: Double) -> Self {
+        Self(name: name, value: value, target: "<= " + Format.fixed(limit, 2), met: value <= limit)
+    }
+
+    static func atLeast(_ name: String, _ value: Double, _ limit: Double) -> Self {
+        Self(name: name, value: value, target: ">= " + Format.fixed(limit, 2), met: value >= limit)
+    }
+}
+
+/// The plain-text table printed on stdout.
+enum BenchTable {
+    static func render(_ r: BenchReport) -> String {
+        var out: [String] = []
+        let m = r.machine
+        out.append("quantd bench \(r.quantdVersion): \(m.cpuModel), \(m.cores) cores, \(m.kernel), "
+            + "\(Format.fixed(m.memoryGiB, 1)) GiB RAM"
+            + (m.cpuFeatures.isEmpty ? "" : ", " + m.cpuFeatures.joined(separator: " ")))
+        let c = r.checkpoint
+        out.append("checkpoint: \(c.path)")
+        out.append("  \(Format.bytes(c.bytes)) (\(c.label)), \(c.tensors) tensors, "
+            + (c.reused ? "reused" : "generated in \(Format.fixed(c.generateSeconds ?? 0, 2)) s")
+            + ", page-cache read pass \(Format.fixed(c.readPassGBPerSecond, 1)) GB/s (1 thread)")
+
+        out.append("")
+        let threadCounts = Array(Set(r.kernels.map(\.threads))).sorted()
+        out.append(row(["kernels, \(KernelBench.rows) x \(KernelBench.cols), best of \(r.settings.kernelRepeats)"]
+            + threadCounts.map { "\($0) thread" + ($0 == 1 ? "" : "s") }, widths: [44] + threadCounts.map { _ in 12 }))
+        var names: [String] = []
+        for k in r.kernels where !names.contains(k.name) { names.append(k.name) }
+        for name in names {
+            let cells = threadCounts.map { t in
+                r.kernels.first { $0.name == name && $0.threads == t }.map { Format.fixed($0.gbPerSecond, 1) + " GB/s" }
+                    ?? "-"
+            }
+            out.append(row(["  " + name] + cells, widths: [44] + threadCounts.map { _ in 12 }))
+        }
+
+        out.append("")
+        out.append("end to end: quantd quantize (\(r.settings.scheme)), hot page cache, best of \(r.settings.repeats)")
+        let widths = [24, 9, 9, 14, 9, 9, 11]
+        out.append(row(["  threads", "wall s", "GB/s", "peak RSS MiB", "user s", "sys s", "cores busy"],
+                       widths: widths))
+        for e in r.endToEnd {
+            out.append(row(["  \(e.threads)" + (e.pinned ? " (taskset -c 0)" : ""), Format.fixed(e.best.seconds, 2),
+                            Format.fixed(e.gbPerSecond, 2), Format.fixed(e.best.peakRSSMiB, 0),
+                            Format.fixed(e.best.userSeconds, 2), Format.fixed(e.best.systemSeconds, 2),
+                            Format.fixed(e.best.coresBusy, 2)], widths: widths))
+        }
+        if let same = r.outputsIdentical {
+            out.append("  outputs with 1 and \(r.settings.threads) threads: " + (same ? "byte-identical" : "DIFFERENT"))
+        }
+
+        out.append("")
+        out.append("baselines, best of \(r.settings.repeats)")
+        out.append(row(["  what", "wall s", "peak RSS MiB", "tool"], widths: [44, 9, 14, 30]))
+        for b in r.baselines {
+            out.append(row(["  \(b.name) (\(Format.bytes(b.inputBytes)))", Format.fixed(b.best.seconds, 2),
+                            Format.fixed(b.best.peakRSSMiB, 0), b.tool], widths: [44, 9, 14, 30]))
+        }
+
+        out.append("")
+        out.append(row(["ratios", "value", "target", ""], widths: [44, 9, 10, 6]))
+        for ratio in r.ratios {
+            out.append(row(["  " + ratio.name, Format.fixed(ratio.value, 2), ratio.target, ratio.met ? "ok" : "MISS"],
+                           widths: [44, 9, 10, 6]))
+        }
+
+        if !r.sizes.isEmpty {
+            out.append("")
+            out.append("sizes: quantd quantize, \(r.settings.threads) threads, best of \(r.settings.repeats)")
+            out.append(row(["  size", "bytes", "wall s", "GB/s", "peak RSS MiB"], widths: [10, 16, 9, 9, 14]))
+            for s in r.sizes {
+                out.append(row(["  " + s.label, Format.bytes(s.bytes), Format.fixed(s.best.seconds, 2),
+                                Format.fixed(s.gbPerSecond, 2), Format.fixed(s.best.peakRSSMiB, 0)],
+                               widths: [10, 16, 9, 9, 14]))
+            }
+        }
+        if !r.notes.isEmpty {
+            out.append("")
+            for note in r.notes { out.append("note: " + note) }
+        }
+        return out.joined(separator: "\n")
+    }
+
+    /// Cells padded to their widths: the first left-aligned, numbers right-aligned.
+    private static func row(_ cells: [String], widths: [Int]) -> String {
+        var line = ""
+        for (i, cell) in cells.enumerated() {
+            let w = i < widths.count ? widths[i] : cell.count
+            if i == 0 {
+                line += Format.pad(cell, w)
+            } else {
+                line += " " + (cell.count >= w ? cell : String(repeating: " ", count: w - cell.count) + cell)
+            }
+        }
+        while line.last == " " { line.removeLast() }
+        return line
+    }
+}
