@@ -47,6 +47,18 @@ struct Bench: ParsableCommand {
     @Flag(help: "Do not run the numpy baseline.")
     var skipPython = false
 
+    @Option(help: "Checkpoints dropped into a running daemon, one at a time, for its latency (0: skip).")
+    var daemonJobs: Int = 20
+
+    @Option(help: """
+        The checkpoint dropped into the daemon (default: ../shared/fixtures/minilm/model.safetensors when \
+        found, else a generated 90 MB one).
+        """)
+    var daemonCheckpoint: String?
+
+    @Option(help: "Seconds the daemon is left idle while its CPU time is measured.")
+    var idleSeconds: Double = 10
+
     @Option(help: "The numpy baseline script (default: scripts/bench_numpy.py found above the binary or here).")
     var numpyScript: String?
 
@@ -60,6 +72,8 @@ struct Bench: ParsableCommand {
         if measureChild != nil { return }
         if repeats < 1 { throw ValidationError("--repeat must be at least 1") }
         if kernelRepeats < 1 { throw ValidationError("--kernel-repeat must be at least 1") }
+        if daemonJobs < 0 { throw ValidationError("--daemon-jobs must be 0 (skip) or more") }
+        if idleSeconds < 0 { throw ValidationError("--idle-seconds must not be negative") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         if ByteSize.parse(size) == nil { throw ValidationError("--size: cannot read '\(size)' (try 2G or 512M)") }
         for s in extraSizes where ByteSize.parse(s) == nil {
@@ -215,6 +229,14 @@ private final class BenchRunner {
                                   gbPerSecond: Double(other.bytes) / best.seconds / 1e9))
         }
         if !options.keep { _ = unlink(checkpoint.path) }
+
+        var daemon: DaemonFigures?
+        if options.daemonJobs > 0 {
+            let dropped = try daemonCheckpoint()
+            status("daemon latency: \(options.daemonJobs) jobs of \(BenchPath.base(dropped)), then idle")
+            daemon = try DaemonBench.run(quantd: quantd, checkpoint: dropped, jobs: options.daemonJobs,
+                                         idleSeconds: options.idleSeconds, dir: dir)
+        }
         Terminal.endStatus()
 
         let report = BenchReport(
@@ -225,8 +247,8 @@ private final class BenchRunner {
             checkpoint: checkpoint, kernels: kernels, endToEnd: endToEnd, outputsIdentical: identical,
             baselines: baselines,
             ratios: ratios(endToEnd: endToEnd, baselines: baselines, kernels: kernels, sizes: sizeRuns,
-                           zstd: zstdRun, sha: shaRun),
-            sizes: sizeRuns, measurerFloorRSSBytes: floor.peakRSSBytes, commands: commands,
+                           zstd: zstdRun, sha: shaRun, daemon: daemon),
+            sizes: sizeRuns, daemon: daemon, measurerFloorRSSBytes: floor.peakRSSBytes, commands: commands,
             notes: notes + ["peak RSS figures include the measuring process's floor: /bin/true reports "
                 + "\(Format.fixed(floor.peakRSSMiB, 1)) MiB"])
         let encoder = JSONEncoder()
@@ -240,8 +262,8 @@ private final class BenchRunner {
     }
 
     private func ratios(endToEnd: [BenchReport.EndToEnd], baselines: [BenchReport.Baseline],
-                        kernels: [KernelFigure], sizes: [BenchReport.SizeRun], zstd: ChildRun, sha: ChildRun)
-        -> [BenchReport.Ratio]
+                        kernels: [KernelFigure], sizes: [BenchReport.SizeRun], zstd: ChildRun, sha: ChildRun,
+                        daemon: DaemonFigures?) -> [BenchReport.Ratio]
     {
         let all = endToEnd.last!
         var ratios: [BenchReport.Ratio] = []
@@ -263,6 +285,11 @@ private final class BenchRunner {
         }
         if let channel = kernels.first(where: { $0.name.hasPrefix("per channel, symmetric") && $0.threads == 1 }) {
             ratios.append(.atLeast("per-channel kernel, 1 thread, GB/s", channel.gbPerSecond, 18))
+        }
+        if let daemon {
+            ratios.append(.atMost("daemon: rename in to commit, median ms", daemon.medianMilliseconds, 300))
+            ratios.append(.atMost("daemon: idle CPU s over \(Format.fixed(daemon.idleSeconds, 0)) s",
+                                  daemon.idleCPUSeconds, 0.05))
         }
         return ratios
     }
@@ -331,14 +358,25 @@ private final class BenchRunner {
         return (best, "python3 " + BenchPath.base(script))
     }
 
+    /// What the daemon step drops: --daemon-checkpoint, the MiniLM fixture, or a generated 90 MB checkpoint.
+    private func daemonCheckpoint() throws(BenchError) -> String {
+        if let path = options.daemonCheckpoint { return path }
+        if let fixture = findAbove("../shared/fixtures/minilm/model.safetensors") { return fixture }
+        let (generated, _) = try prepare(label: "90M")
+        return generated.path
+    }
+
     /// scripts/bench_numpy.py in a folder above the binary or above the working directory.
-    private func findScript() -> String? {
+    private func findScript() -> String? { findAbove("scripts/bench_numpy.py") }
+
+    /// `relative` under a folder above the binary or above the working directory.
+    private func findAbove(_ relative: String) -> String? {
         var cwd = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         let here = getcwd(&cwd, cwd.count).map { String(cString: $0) } ?? "."
         for start in [BenchPath.directory(quantd), here] {
             var folder = start
             while true {
-                let candidate = folder + "/scripts/bench_numpy.py"
+                let candidate = folder + "/" + relative
                 if access(candidate, R_OK) == 0 { return candidate }
                 let parent = BenchPath.directory(folder)
                 if parent == folder { break }

@@ -67,6 +67,7 @@ struct BenchReport: Codable, Sendable {
     var baselines: [Baseline]
     var ratios: [Ratio]
     var sizes: [SizeRun]
+    var daemon: DaemonFigures?
     /// The peak RSS that `/bin/true` reports through the measurer: every peak RSS figure is at least this.
     var measurerFloorRSSBytes: Int
     var commands: [[String]]
@@ -150,6 +151,13 @@ enum BenchTable {
                                 Format.fixed(s.gbPerSecond, 2), Format.fixed(s.best.peakRSSMiB, 0)],
                                widths: [10, 16, 9, 9, 14]))
             }
+        }
+        if let d = r.daemon {
+            out.append("")
+            out.append("daemon: \(d.jobs) checkpoints of \(Format.bytes(d.checkpointBytes)) renamed into incoming/, one at a time")
+            out.append("  rename to manifest committed: median \(Format.fixed(d.medianMilliseconds, 0)) ms, "
+                + "min \(Format.fixed(d.minMilliseconds, 0)), max \(Format.fixed(d.maxMilliseconds, 0))")
+            out.append("  idle: \(Format.fixed(d.idleCPUSeconds, 3)) CPU s in \(Format.fixed(d.idleSeconds, 0)) s")
         }
         if !r.notes.isEmpty {
             out.append("")

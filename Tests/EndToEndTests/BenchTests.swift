@@ -10,7 +10,8 @@ import TestSupport
         let dir = TempDir("quantd-bench")
         defer { dir.remove() }
         let r = Shell.run(Paths.quantd, ["bench", "--size", "64M", "--skip-python", "--repeat", "1",
-                                         "--kernel-repeat", "1", "--threads", "2", "--dir", dir.path])
+                                         "--kernel-repeat", "1", "--threads", "2", "--dir", dir.path,
+                                         "--daemon-jobs", "2", "--idle-seconds", "1"])
         #expect(r.status == 0, "\(r.stderr)")
         for heading in ["kernels, 4096 x 4096", "per channel, symmetric (absmax)", "end to end: quantd quantize",
                         "1 (taskset -c 0)", "baselines", "zstd -3 -T2 on the int8 payload", "sha256 over the input",
@@ -48,7 +49,14 @@ import TestSupport
         }
         let ratios = try #require(json["ratios"] as? [[String: Any]])
         #expect(ratios.count >= 4)
-        for ratio in ratios { #expect((ratio["value"] as? Double ?? 0) > 0, "\(ratio)") }
+        for ratio in ratios where !(ratio["name"] as? String ?? "").contains("idle") {
+            #expect((ratio["value"] as? Double ?? 0) > 0, "\(ratio)")
+        }
+        let daemon = try #require(json["daemon"] as? [String: Any])
+        #expect(daemon["jobs"] as? Int == 2)
+        #expect((daemon["medianMilliseconds"] as? Double ?? 0) > 0)
+        #expect((daemon["idleCPUSeconds"] as? Double ?? -1) >= 0)
+        #expect(r.stdout.contains("rename to manifest committed"))
         #expect(json["outputsIdentical"] as? Bool == true)
 
         // The checkpoint stays for the next run; the outputs do not.
