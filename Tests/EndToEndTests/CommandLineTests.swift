@@ -68,6 +68,24 @@ import TestSupport
         #expect(try TempDir.read(dir["a"] + "/model.safetensors.zst") == TempDir.read(dir["b"] + "/model.safetensors.zst"))
     }
 
+    @Test("on a terminal, quantize shows live progress on stderr",
+          .enabled(if: Shell.which("script") != nil, "util-linux `script` (a pseudo-terminal) is absent"))
+    func terminalProgress() throws {
+        let dir = TempDir("quantd-cli")
+        defer { dir.remove() }
+        var rng = SeededRandom(seed: 4)
+        var c = Checkpoint()
+        for i in 0..<6 { c.addRandom("layer.\(i).weight", shape: [512, 1024], rng: &rng) }
+        try c.write(to: dir["model.safetensors"])
+        // Level 15 makes the job last long enough for several progress lines, whatever the machine.
+        let command = "\(Paths.quantd) quantize \(dir["model.safetensors"]) -o \(dir["out"]) --threads 1 --level 15"
+        let r = Shell.run(try #require(Shell.which("script")), ["-q", "-e", "-c", command, "/dev/null"])
+        #expect(r.status == 0, "\(r.stdout)")
+        #expect(r.stdout.contains("quantizing model.safetensors: "), "\(r.stdout)")
+        #expect(r.stdout.contains("MB/s"))
+        #expect(r.stdout.contains("6 tensors (6 quantized, 0 kept)"))
+    }
+
     @Test("exit codes follow sysexits and messages name the file")
     func exitCodes() throws {
         let dir = TempDir("quantd-cli")
