@@ -7,7 +7,7 @@ struct Quantd: ParsableCommand {
         commandName: "quantd",
         abstract: "Quantize fp32/fp16/bf16 safetensors checkpoints to int8, as zstd frames with a manifest.",
         version: quantdVersion,
-        subcommands: [Quantize.self, Inspect.self, Verify.self, Dequantize.self]
+        subcommands: [Quantize.self, Inspect.self, Verify.self, Dequantize.self, Report.self]
     )
 }
 
