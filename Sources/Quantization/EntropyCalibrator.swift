@@ -5,14 +5,16 @@ internal import Darwin
 #endif
 
 /// Entropy calibration, as TensorRT's: a histogram of |x| over [0, absmax] in 2048 bins; for each candidate
-/// threshold (keeping the first i bins, the values beyond folded into bin i - 1), the kept distribution P is
-/// merged into 2^(bits-1) target levels (128 at 8 bits) and spread back uniformly over each level's non-empty
-/// bins as Q; the threshold with the least KL(P || Q) wins (the largest on ties), at i * absmax / 2048.
+/// threshold keeping the first i bins, P is those bins with the values beyond folded into bin i - 1, and Q is the
+/// same bins without the fold, merged into 2^(bits-1) target levels (128 at 8 bits) and spread back uniformly over
+/// each level's non-empty bins. The threshold with the least KL(P || Q) wins (the largest on ties, within
+/// rounding), at i * absmax / 2048. A candidate whose bin i - 1 was empty before the fold has an infinite
+/// divergence and is skipped (as in TensorRT); with no values beyond it, i = 2048 is always finite.
 ///
 /// Candidates: i = levels, levels + 16, ..., 2048 (121 at 8 bits; TensorRT tries every bin, this strides by 16
-/// to bound the cost per group). A folded-in bin counts as non-empty (TensorRT would give it an infinite
-/// divergence when it was empty before folding). Asymmetric grids calibrate each side of 0 on its own histogram
-/// (positive values up to max, magnitudes of negative ones up to -min), each with 2^(bits-1) levels.
+/// to bound the cost per group). Asymmetric grids calibrate each side of 0 on its own histogram (the
+/// non-negative values up to max, the magnitudes of the non-positive ones up to -min), each with 2^(bits-1)
+/// levels.
 public struct EntropyCalibrator: Calibrator {
     public static let bins = 2048
     public static let stride = 16
@@ -21,27 +23,36 @@ public struct EntropyCalibrator: Calibrator {
 
     public var name: String { "entropy" }
 
+    /// Which values a histogram holds.
+    enum Side {
+        case magnitude, positive, negative
+    }
+
     public func range(_ x: UnsafeBufferPointer<Float>, observed: RangeStats, grid: CodeGrid) -> ClipRange {
         let levels = 1 << (grid.bits - 1)
         if grid.symmetric {
-            let a = Self.threshold(x, limit: observed.absmax, levels: levels) { abs($0) }
+            let a = Self.threshold(x, limit: observed.absmax, levels: levels, side: .magnitude)
             return ClipRange(lo: -a, hi: a)
         }
-        let hi = Self.threshold(x, limit: Swift.max(observed.max, 0), levels: levels) { $0 > 0 ? $0 : 0 }
-        let lo = Self.threshold(x, limit: Swift.max(-observed.min, 0), levels: levels) { $0 < 0 ? -$0 : 0 }
+        let hi = Self.threshold(x, limit: Swift.max(observed.max, 0), levels: levels, side: .positive)
+        let lo = Self.threshold(x, limit: Swift.max(-observed.min, 0), levels: levels, side: .negative)
         return ClipRange(lo: -lo, hi: hi)
     }
 
-    /// The KL-optimal threshold for the values `side(v)` of `x` in [0, limit] (zeros, the other side, are counted
-    /// in bin 0 like any small value).
-    static func threshold(_ x: UnsafeBufferPointer<Float>, limit: Float, levels: Int,
-                          side: (Float) -> Float) -> Float {
+    /// The KL-optimal threshold for the values of `side` in `x`, whose largest is `limit`.
+    static func threshold(_ x: UnsafeBufferPointer<Float>, limit: Float, levels: Int, side: Side) -> Float {
         guard limit > 0 else { return 0 }
         var histogram = [Int](repeating: 0, count: bins)
         let perUnit = Double(bins) / Double(limit)
         for v in x {
-            let b = Int(Double(side(v)) * perUnit)
-            histogram[Swift.min(Swift.max(b, 0), bins - 1)] += 1
+            let m: Float
+            switch side {
+            case .magnitude: m = abs(v)
+            case .positive: m = v
+            case .negative: m = -v
+            }
+            guard m >= 0 else { continue }
+            histogram[Swift.min(Int(Double(m) * perUnit), bins - 1)] += 1
         }
         let kept = bestBinCount(histogram, levels: levels)
         return kept == bins ? limit : Float(Double(limit) * Double(kept) / Double(bins))
@@ -49,7 +60,8 @@ public struct EntropyCalibrator: Calibrator {
 
     /// The number of leading bins to keep: the candidate with the least divergence, the largest on ties.
     static func bestBinCount(_ histogram: [Int], levels: Int) -> Int {
-        // Non-empty bins in order, with prefix sums of counts and of c * log(c).
+        // Non-empty bins in order, with prefix sums of counts and of c * log(c): each candidate then costs one
+        // walk over the non-empty bins below it, and a log per target level that holds any.
         var index: [Int] = [], count: [Double] = []
         for (b, c) in histogram.enumerated() where c > 0 {
             index.append(b)
@@ -61,48 +73,43 @@ public struct EntropyCalibrator: Calibrator {
             cLogC.append(cLogC.last! + c * log(c))
         }
         let total = cumulative.last!
+        guard total > 0 else { return bins }
         var candidates = Array(Swift.stride(from: levels, through: bins, by: stride))
         if candidates.last != bins { candidates.append(bins) }
         var best = Double.infinity, bestCount = bins
         var k = 0
         for i in candidates {
             while k < index.count && index[k] < i { k += 1 }
-            // KL(P || Q) * total = sum c log c - sum over levels S log(S / m) (S: a level's count, m: its
-            // non-empty bins), the values beyond bin i - 1 folded into it.
             let outliers = total - cumulative[k]
+            // The fold needs bin i - 1 non-empty (else Q is 0 where P is not: infinite divergence).
+            if outliers > 0 && !(k > 0 && index[k - 1] == i - 1) { continue }
+            // KL(P || Q) * total = sum c' log c' - total log total + total log(total - outliers)
+            //                      - sum over levels S' log(S / m)
+            // with c' the folded counts, S and m a level's count and non-empty bins before the fold, S' after it.
             var sumCLogC = cLogC[k]
-            var lastCount = 0.0
-            var bins = k
             if outliers > 0 {
-                if k > 0 && index[k - 1] == i - 1 {
-                    let c = count[k - 1]
-                    sumCLogC += (c + outliers) * log(c + outliers) - c * log(c)
-                    lastCount = c + outliers
-                    bins = k - 1
-                } else {
-                    sumCLogC += outliers * log(outliers)
-                    lastCount = outliers
-                }
+                let c = count[k - 1]
+                sumCLogC += (c + outliers) * log(c + outliers) - c * log(c)
             }
-            var levelSums = 0.0
+            var levelTerms = 0.0
             var level = -1, s = 0.0, m = 0.0
-            func visit(_ b: Int, _ c: Double) {
-                let l = b * levels / i
+            for j in 0..<k {
+                let l = index[j] * levels / i
                 if l != level {
-                    if m > 0 { levelSums += s * log(s / m) }
+                    if m > 0 { levelTerms += s * log(s / m) }
                     level = l
                     s = 0
                     m = 0
                 }
-                s += c
+                s += count[j]
                 m += 1
             }
-            for j in 0..<bins { visit(index[j], count[j]) }
-            if lastCount > 0 { visit(i - 1, lastCount) }
-            if m > 0 { levelSums += s * log(s / m) }
-            let divergence = sumCLogC - levelSums
-            if divergence <= best {
-                best = divergence
+            // The last level holds bin i - 1 when there are outliers: P's share there carries them.
+            if m > 0 { levelTerms += (s + outliers) * log(s / m) }
+            let divergence = sumCLogC - total * log(total) + total * log(total - outliers) - levelTerms
+            // Ties within rounding go to the larger threshold.
+            if divergence <= best + 1e-9 * Swift.max(1, abs(best)) {
+                best = Swift.min(best, divergence)
                 bestCount = i
             }
         }
