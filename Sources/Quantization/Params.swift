@@ -35,11 +35,14 @@ public struct QuantParams: Sendable, Hashable {
     /// The one place symmetric params come from a range: scale = absmax / qmax (qmax = 2^(bits-1) - 1, so 127 at
     /// 8 bits; scale 1 when absmax is 0), rounded up to `format` (so that what is stored is what quantizes).
     /// A NaN absmax counts as 0 and an infinite one as the largest finite float.
+    @inline(__always)
     public static func symmetric(absmax: Float, bits: Int = 8, format: ScaleFormat = .f32) -> QuantParams {
         let a = absmax.isNaN ? 0 : Swift.min(abs(absmax), .greatestFiniteMagnitude)
         guard a > 0 else { return QuantParams(scale: 1, zeroPoint: 0) }
-        let qmax = Float((1 << (bits - 1)) - 1)
-        return QuantParams(scale: format.roundUp(Swift.max(a / qmax, .leastNormalMagnitude)), zeroPoint: 0)
+        // 127 spelled out for the common case: this runs once per group on the fused path.
+        let qmax: Float = bits == 8 ? 127 : Float((1 << (bits - 1)) - 1)
+        let scale = Swift.max(a / qmax, .leastNormalMagnitude)
+        return QuantParams(scale: format == .f32 ? scale : format.roundUp(scale), zeroPoint: 0)
     }
 
     /// The one place asymmetric params come from a range. The range is widened to include 0 (so 0 is exact):
@@ -70,6 +73,7 @@ public enum ScaleFormat: String, Sendable, Hashable, Codable, CaseIterable {
 
     /// The smallest value of this format at or above the positive finite `x`, capped at the format's largest
     /// finite value (a scale above that clips the range: 65504 for f16).
+    @inline(never)
     public func roundUp(_ x: Float) -> Float {
         switch self {
         case .f32:
@@ -252,16 +256,23 @@ struct Codebook {
     /// round_half_even(v) < lowest exactly when v <= clipTo.
     let clipTo: Float
 
+    /// 8-bit codes (the fused path's, per group: the bounds are constants here).
+    @inline(__always)
     init(_ params: QuantParams, symmetric: Bool) {
-        self.init(params, grid: CodeGrid(symmetric: symmetric))
+        self.init(params, qmin: symmetric ? -127 : -128, qmax: 127)
     }
 
     init(_ params: QuantParams, grid: CodeGrid) {
+        self.init(params, qmin: Int32(grid.qmin), qmax: Int32(grid.qmax))
+    }
+
+    @inline(__always)
+    init(_ params: QuantParams, qmin: Int32, qmax: Int32) {
         scale = params.scale
         inverseScale = params.inverseScale
         zeroPoint = Int32(params.zeroPoint)
-        let low = Int32(grid.qmin) - zeroPoint
-        let high = Int32(grid.qmax) - zeroPoint
+        let low = qmin - zeroPoint
+        let high = qmax - zeroPoint
         lowest = Float(low)
         highest = Float(high)
         // highest + 0.5 rounds to highest + 1 when that is even, i.e. when highest is odd; likewise below.
