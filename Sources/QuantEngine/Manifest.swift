@@ -109,7 +109,7 @@ public struct Manifest: Sendable, Codable, Hashable {
         public var bitsPerQuantizedWeight: Double?
         public var worstTensor: String?
         public var worstSqnrDb: Double?
-        /// Median SQNR over the quantized tensors (exact ones count as +infinity; nil when none is inexact).
+        /// Median SQNR over the quantized tensors (exact ones count as +infinity; nil when the median is infinite).
         public var medianSqnrDb: Double?
     }
 

@@ -81,7 +81,7 @@ func spiky(rows: Int, cols: Int, rng: inout SeededRandom) -> [Float] {
         }
     }
 
-    @Test("calibrators and the guard give the same bytes whatever the thread count")
+    @Test("a calibrator and the guard give the same bytes whatever the thread count")
     func deterministic() throws {
         var rng = SeededRandom(seed: 21)
         var c = mixedCheckpoint()
