@@ -33,3 +33,4 @@ row --calibration absmax --granularity group --group-size 128 --asymmetric
 row --calibration absmax --granularity group --group-size 128 --scale-dtype f16
 row --calibration absmax --granularity group --group-size 128 --scale-dtype bf16
 row --calibration absmax --granularity group --group-size 64 --scale-dtype f16
+row --calibration absmax --granularity group --group-size 128 --scale-dtype f16 --asymmetric
