@@ -46,17 +46,25 @@ enum TensorQuantizer {
         return result.nonFinite == 0 ? result.stats : nil
     }
 
-    /// A whole tensor as Float32 (decoded when stored as another float type).
+    /// A whole tensor as Float32 (F32 read in place; other float types decoded from a raw copy).
     static func floats(_ info: TensorInfo, file: SafeTensorsFile) throws(EngineError) -> [Float] {
-        var raw = ScratchBuffer()
-        let bytes = raw.reserve(info.byteCount)
-        do { try file.read(dataRange: info.dataRange, into: bytes) } catch { throw EngineError(error, stage: "read") }
         var out = [Float](repeating: 0, count: info.elementCount)
-        guard let base = bytes.baseAddress, info.elementCount > 0 else { return out }
-        out.withUnsafeMutableBufferPointer {
-            Kernels.decode(UnsafeRawPointer(base), format: info.dtype.floatFormat, count: info.elementCount,
-                           into: $0.baseAddress!)
+        guard info.elementCount > 0 else { return out }
+        var raw = ScratchBuffer()
+        let failure = out.withUnsafeMutableBufferPointer { floats -> SafeTensorsError? in
+            let bytes = info.dtype == .F32 ? UnsafeMutableRawBufferPointer(floats) : raw.reserve(info.byteCount)
+            do throws(SafeTensorsError) {
+                try file.read(dataRange: info.dataRange, into: bytes)
+            } catch {
+                return error
+            }
+            if info.dtype != .F32 {
+                Kernels.decode(UnsafeRawPointer(bytes.baseAddress!), format: info.dtype.floatFormat,
+                               count: info.elementCount, into: floats.baseAddress!)
+            }
+            return nil
         }
+        if let failure { throw EngineError(failure, stage: "read") }
         return out
     }
 }
@@ -114,6 +122,7 @@ enum SensitivityGuard {
               stats.sqnrDB < bar else { return nil }
         let measured = stats.sqnrDB
         let why = "SQNR \(fixed(measured)) dB with \(describe(layout)) is below min_sqnr \(fixed(bar)) dB"
+        let kept = Manifest.Sensitivity(minSqnrDb: bar, measuredSqnrDb: measured, action: "kept", fallbackSqnrDb: nil)
         if fallback == .group {
             var size = 1
             while size * 2 < layout.groupSize { size *= 2 }
@@ -126,12 +135,10 @@ enum SensitivityGuard {
                 }
                 size /= 2
             }
-            return Decision(layout: nil, reason: why + " and no group down to \(smallestGroup) reaches it: kept in "
-                                + t.dtype.rawValue,
-                            record: .init(minSqnrDb: bar, measuredSqnrDb: measured, action: "kept", fallbackSqnrDb: nil))
+            let reason = why + " and no group down to \(smallestGroup) reaches it: kept in " + t.dtype.rawValue
+            return Decision(layout: nil, reason: reason, record: kept)
         }
-        return Decision(layout: nil, reason: why + ": kept in " + t.dtype.rawValue,
-                        record: .init(minSqnrDb: bar, measuredSqnrDb: measured, action: "kept", fallbackSqnrDb: nil))
+        return Decision(layout: nil, reason: why + ": kept in " + t.dtype.rawValue, record: kept)
     }
 
     private static func describe(_ l: QuantLayout) -> String {

@@ -41,7 +41,9 @@ struct Report: ParsableCommand {
                 + Format.pad(db(r.error?.sqnrDb), 7) + "  " + Format.pad(sci(r.error?.relativeRmse), 10) + "  "
                 + percent(r.error?.clippedFraction))
         }
-        let guarded = m.tensors.filter { $0.decision == "kept" && ($0.sensitivity != nil || $0.reason.contains("min_elements")) }
+        let guarded = m.tensors.filter {
+            $0.decision == "kept" && ($0.sensitivity != nil || $0.reason.contains("min_elements"))
+        }
         for r in guarded { print("kept " + r.name + ": " + r.reason) }
         for r in quantized where r.sensitivity != nil { print("guard " + r.name + ": " + r.reason) }
         var totals = "totals: "

@@ -73,7 +73,8 @@ func spiky(rows: Int, cols: Int, rng: inout SeededRandom) -> [Float] {
         #expect(r.storedBytes == 64 * 300 + 64 * 10 * (symmetric ? 2 : 3))
         let files = try Dequantizer.run(folder: s.output, to: s.dir["deq.safetensors"])
         let deq = try Decoded(safetensors: try TempDir.read(files[0]))
-        let x = try Decoded(safetensors: c.bytes).floats(name), y = deq.floats(name), scales = out.floats(name + "_scale")
+        let x = try Decoded(safetensors: c.bytes).floats(name), y = deq.floats(name)
+        let scales = out.floats(name + "_scale")
         for i in 0..<x.count {
             let scale = scales[(i / 300) * 10 + (i % 300) / 32]
             #expect(abs(x[i] - y[i]) <= scale * 0.5001, "\(name)[\(i)]")
@@ -181,7 +182,8 @@ func spiky(rows: Int, cols: Int, rng: inout SeededRandom) -> [Float] {
     func optionsCoding() throws {
         let d = JSONDecoder()
         d.keyDecodingStrategy = .convertFromSnakeCase
-        let partial = try d.decode(QuantizeOptions.self, from: Data(#"{"granularity": "channel", "min_sqnr": 30}"#.utf8))
+        let json = #"{"granularity": "channel", "min_sqnr": 30}"#
+        let partial = try d.decode(QuantizeOptions.self, from: Data(json.utf8))
         var expected = QuantizeOptions()
         expected.granularity = .channel
         expected.minSQNR = 30
@@ -194,9 +196,9 @@ func spiky(rows: Int, cols: Int, rng: inout SeededRandom) -> [Float] {
         o.percentile = 99.5
         let e = JSONEncoder()
         e.keyEncodingStrategy = .convertToSnakeCase
-        let json = String(decoding: try e.encode(o), as: UTF8.self)
-        #expect(json.contains(#""scale_dtype":"bf16""#) && json.contains(#""calibration":"entropy""#))
-        #expect(try d.decode(QuantizeOptions.self, from: Data(json.utf8)) == o)
+        let encoded = String(decoding: try e.encode(o), as: UTF8.self)
+        #expect(encoded.contains(#""scale_dtype":"bf16""#) && encoded.contains(#""calibration":"entropy""#))
+        #expect(try d.decode(QuantizeOptions.self, from: Data(encoded.utf8)) == o)
         #expect(o.schemeDescription == "int8 symmetric group-128 entropy bf16-scales")
     }
 

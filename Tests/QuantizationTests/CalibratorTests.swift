@@ -56,7 +56,9 @@ func calibrate(_ calibrator: any Calibrator, _ x: [Float], _ grid: CodeGrid) -> 
             for trial in 0..<6 {
                 let x = trial % 2 == 0 ? laplace(3000, using: &rng) : makeRow(.outliers, count: 2000, using: &rng)
                 let chosen = referenceError(x, calibrate(MSECalibrator(), x, grid), grid)
-                let full = x.withUnsafeBufferPointer { ClipRange.full(ReferenceKernels.range($0), symmetric: symmetric) }
+                let full = x.withUnsafeBufferPointer {
+                    ClipRange.full(ReferenceKernels.range($0), symmetric: symmetric)
+                }
                 for k in 0..<20 {
                     let e = referenceError(x, full.scaled(1 - 0.05 * Double(k)), grid)
                     #expect(chosen <= e * (1 + 1e-5), "bits \(bits) sym \(symmetric) trial \(trial) alpha step \(k)")
