@@ -326,3 +326,25 @@ func denseKLSearch(_ histogram: [Int], levels: Int) -> Int {
     }
     return bestI
 }
+
+@Suite struct SelectionTests {
+    @Test("percentile selection gives the order statistics of a full sort, ties and duplicates included")
+    func selectionMatchesSort() {
+        var rng = SeededGenerator(seed: 30)
+        for trial in 0..<200 {
+            let n = trial < 5 ? trial + 1 : Int.random(in: 1...600, using: &rng)
+            let values: [Float] = (0..<n).map { _ in
+                trial % 3 == 0 ? Float(Int.random(in: -3...3, using: &rng)) : Float.random(in: -5...5, using: &rng)
+            }
+            let sorted = values.sorted()
+            for q in [0.0, 0.001, 0.25, 0.5, 0.9, 0.9999, 1.0] {
+                var copy = values
+                let position = q * Double(n - 1)
+                let i = Int(position.rounded(.down)), f = position - Double(i)
+                let expected = i + 1 < n && f > 0
+                    ? Float(Double(sorted[i]) + (Double(sorted[i + 1]) - Double(sorted[i])) * f) : sorted[i]
+                #expect(PercentileCalibrator.quantile(&copy, q) == expected, "n \(n) q \(q) trial \(trial)")
+            }
+        }
+    }
+}
