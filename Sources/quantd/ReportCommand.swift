@@ -22,8 +22,8 @@ struct Report: ParsableCommand {
         do { m = try Manifest.read(folder: folder) } catch { throw fail(error) }
         let t = m.totals
         if row {
-            print("| \(m.config.calibration.rawValue) | \(granularity(m.config)) | \(db(t.medianSqnrDb)) "
-                + "| \(db(t.worstSqnrDb)) | \(t.bitsPerQuantizedWeight.map { Format.fixed($0, 3) } ?? "-") "
+            print("| \(m.config.calibration.rawValue) | \(granularity(m.config)) | \(total(t.medianSqnrDb)) "
+                + "| \(total(t.worstSqnrDb)) | \(t.bitsPerQuantizedWeight.map { Format.fixed($0, 3) } ?? "-") "
                 + "| \(Format.fixed(m.timings.totalSeconds, 2)) |")
             return
         }
@@ -48,7 +48,7 @@ struct Report: ParsableCommand {
         for r in quantized where r.sensitivity != nil { print("guard " + r.name + ": " + r.reason) }
         var totals = "totals: "
         if let bits = t.bitsPerQuantizedWeight { totals += "\(Format.fixed(bits, 3)) bits per quantized weight, " }
-        totals += "median SQNR \(db(t.medianSqnrDb)) dB, worst \(db(t.worstSqnrDb)) dB"
+        totals += "median SQNR \(total(t.medianSqnrDb)) dB, worst \(total(t.worstSqnrDb)) dB"
         if let worst = t.worstTensor { totals += " (\(worst))" }
         totals += "; \(Format.bytes(t.sourceBytes)) -> \(Format.bytes(t.compressedBytes)), compression ratio "
             + Format.fixed(t.compressionRatio, 2)
@@ -68,7 +68,11 @@ struct Report: ParsableCommand {
             + (o.scaleDtype == .f32 ? "" : " \(o.scaleDtype.rawValue) scales")
     }
 
+    /// A tensor's SQNR: nil means its error is exactly zero.
     private func db(_ v: Double?) -> String { v.map { Format.fixed($0, 1) } ?? "exact" }
+
+    /// A total's SQNR: nil means no figure (nothing inexact quantized, or a manifest from before the field).
+    private func total(_ v: Double?) -> String { v.map { Format.fixed($0, 1) } ?? "-" }
 
     private func sci(_ v: Double?) -> String {
         guard let v, v > 0, v.isFinite else { return "0" }

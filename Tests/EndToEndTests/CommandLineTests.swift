@@ -68,6 +68,28 @@ import TestSupport
         #expect(try TempDir.read(dir["a"] + "/model.safetensors.zst") == TempDir.read(dir["b"] + "/model.safetensors.zst"))
     }
 
+    @Test("calibration options reach the manifest, and report shows the guard's decisions")
+    func calibrationOptions() throws {
+        let dir = TempDir("quantd-cli")
+        defer { dir.remove() }
+        let input = try smallModel(dir)
+        let q = quantd("quantize", input, "-o", dir["out"], "--calibration", "mse", "--scale-dtype", "f16",
+                       "--min-sqnr", "60", "--fallback", "keep", "--min-elements", "20000", "--percentile", "99.5")
+        #expect(q.status == 0, "\(q.stderr)")
+        let manifest = String(decoding: try TempDir.read(dir["out"] + "/manifest.json"), as: UTF8.self)
+        for field in [#""calibration" : "mse""#, #""scale_dtype" : "f16""#, #""min_sqnr" : 60"#,
+                      #""fallback" : "keep""#, #""min_elements" : 20000"#, #""percentile" : 99.5"#] {
+            #expect(manifest.contains(field), "\(field)")
+        }
+        #expect(quantd("verify", dir["out"]).status == 0)
+        let r = quantd("report", dir["out"])
+        #expect(r.status == 0, "\(r.stderr)")
+        // enc.0.weight (12480 elements) is below min_elements; enc.1.weight falls short of 60 dB and is kept.
+        #expect(r.stdout.contains("kept enc.0.weight: has 12480 elements, fewer than min_elements 20000"))
+        #expect(r.stdout.contains("kept enc.1.weight: SQNR") && r.stdout.contains("below min_sqnr 60.0 dB"))
+        #expect(r.stdout.contains("0 of 3 tensors quantized"), "\(r.stdout)")
+    }
+
     @Test("exit codes follow sysexits and messages name the file")
     func exitCodes() throws {
         let dir = TempDir("quantd-cli")
