@@ -59,7 +59,7 @@ public struct EntropyCalibrator: Calibrator {
     }
 
     /// The number of leading bins to keep: the candidate with the least divergence, the largest on ties.
-    static func bestBinCount(_ histogram: [Int], levels: Int) -> Int {
+    public static func bestBinCount(_ histogram: [Int], levels: Int) -> Int {
         // Non-empty bins in order, with prefix sums of counts and of c * log(c): each candidate then costs one
         // walk over the non-empty bins below it, and a log per target level that holds any.
         var index: [Int] = [], count: [Double] = []

@@ -28,7 +28,7 @@ public struct PercentileCalibrator: Calibrator {
 
     /// The value at position q * (n - 1) of `values` (non-empty, no NaN) in ascending order, interpolated
     /// linearly; reorders `values`.
-    static func quantile(_ values: inout [Float], _ q: Double) -> Float {
+    public static func quantile(_ values: inout [Float], _ q: Double) -> Float {
         let position = q * Double(values.count - 1)
         let i = Int(position.rounded(.down))
         let fraction = position - Double(i)

@@ -1,5 +1,5 @@
 import Testing
-@testable import Quantization
+import Quantization
 
 #if canImport(Glibc)
 import Glibc
