@@ -58,8 +58,10 @@ public struct EntropyCalibrator: Calibrator {
         return kept == bins ? limit : Float(Double(limit) * Double(kept) / Double(bins))
     }
 
-    /// The number of leading bins to keep: the candidate with the least divergence, the largest on ties.
+    /// The number of leading bins of a `bins`-bin histogram to keep for `levels` target levels: the candidate
+    /// with the least divergence, the largest on ties.
     public static func bestBinCount(_ histogram: [Int], levels: Int) -> Int {
+        precondition(histogram.count == bins && levels >= 1, "a histogram of \(bins) bins and at least one level")
         // Non-empty bins in order, with prefix sums of counts and of c * log(c): each candidate then costs one
         // walk over the non-empty bins below it, and a log per target level that holds any.
         var index: [Int] = [], count: [Double] = []
