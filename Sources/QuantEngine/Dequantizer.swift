@@ -57,6 +57,15 @@ public enum Dequantizer {
         }
     }
 
+    /// Scale `i` of `bytes` stored as `dtype` (F32, F16 or BF16; little-endian, unaligned allowed).
+    static func scale(_ bytes: UnsafeRawBufferPointer, _ i: Int, _ dtype: DType) -> Float {
+        switch dtype {
+        case .F16: Float(Float16(bitPattern: bytes.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
+        case .BF16: Float(bitPattern: UInt32(bytes.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) << 16)
+        default: Float(bitPattern: bytes.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))
+        }
+    }
+
     /// Collects a quantized tensor with its scales (and zero points), which follow it in the stream,
     /// then writes its float32 values.
     private struct State {
@@ -99,9 +108,8 @@ public enum Dequantizer {
             }
             if t.name == record.name + "_scale" {
                 if offset == 0 { scales.removeAll(keepingCapacity: true) }
-                for i in 0..<(bytes.count / 4) {
-                    scales.append(Float(bitPattern: bytes.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self)))
-                }
+                let width = t.dtype == .F32 ? 4 : 2
+                for i in 0..<(bytes.count / width) { scales.append(Dequantizer.scale(bytes, i, t.dtype)) }
             } else if t.name == record.name + "_zero_point" {
                 if offset == 0 { zeroPoints.removeAll(keepingCapacity: true) }
                 zeroPoints.append(contentsOf: bytes.bindMemory(to: Int8.self))

@@ -56,7 +56,9 @@ public enum Engine {
         var plans: [FilePlan] = []
         for file in source.files {
             let keep = options.keepNonFinite ? try nonFiniteCandidates(file, selection: selection) : []
-            plans.append(Planner.plan(file: file, selection: selection, options: options, keep: keep))
+            let guarded = try SensitivityGuard.decide(file, selection: selection, options: options, keep: keep)
+            plans.append(Planner.plan(file: file, selection: selection, options: options, keep: keep,
+                                      guarded: guarded))
         }
         let t1 = clock.now
 
@@ -177,17 +179,19 @@ public enum Engine {
             guard let l = p.layout, let s = stats[i] else {
                 return .init(name: info.name, file: plan.sourceName, shape: info.shape, sourceDtype: info.dtype.rawValue,
                              storedDtype: info.dtype.rawValue, decision: "kept", reason: p.reason, scheme: nil,
-                             error: nil, sourceBytes: info.byteCount, storedBytes: info.byteCount)
+                             error: nil, sensitivity: p.sensitivity, sourceBytes: info.byteCount,
+                             storedBytes: info.byteCount)
             }
             let scheme = Manifest.Scheme(bits: 8, granularity: l.granularity.rawValue,
                                          groupSize: l.granularity == .group ? l.groupSize : nil,
-                                         symmetric: l.symmetric, calibrator: options.calibrator, scaleDtype: "F32")
+                                         symmetric: l.symmetric, calibrator: options.calibration.rawValue,
+                                         scaleDtype: l.scaleStorage.rawValue)
             let figures = Manifest.ErrorFigures(relativeRmse: s.relativeRMSE, sqnrDb: s.sqnrDB.isFinite ? s.sqnrDB : nil,
                                                 maxAbsError: Double(s.maxAbsError), clippedFraction: s.clippedFraction)
-            let stored = info.elementCount + l.scaleCount * (l.symmetric ? 4 : 5)
             return .init(name: info.name, file: plan.sourceName, shape: info.shape, sourceDtype: info.dtype.rawValue,
                          storedDtype: "I8", decision: "quantized", reason: p.reason, scheme: scheme, error: figures,
-                         sourceBytes: info.byteCount, storedBytes: stored)
+                         sensitivity: p.sensitivity, sourceBytes: info.byteCount,
+                         storedBytes: l.storedBytes(elements: info.elementCount))
         }
     }
 
@@ -197,13 +201,17 @@ public enum Engine {
         let compressed = outputs.reduce(0) { $0 + $1.size }
         let weights = quantized.reduce(0) { $0 + $1.shape.reduce(1, *) }
         let worst = quantized.min { ($0.error?.sqnrDb ?? .infinity) < ($1.error?.sqnrDb ?? .infinity) }
+        let sqnrs = quantized.map { $0.error?.sqnrDb ?? .infinity }.sorted()
+        let middle = sqnrs.isEmpty ? Double.infinity : sqnrs.count % 2 == 1 ? sqnrs[sqnrs.count / 2]
+            : (sqnrs[sqnrs.count / 2 - 1] + sqnrs[sqnrs.count / 2]) / 2
         return .init(tensors: records.count, quantized: quantized.count, kept: records.count - quantized.count,
                      sourceBytes: sourceBytes, outputRawBytes: outputs.reduce(0) { $0 + $1.rawSize },
                      compressedBytes: compressed,
                      compressionRatio: compressed > 0 ? Double(sourceBytes) / Double(compressed) : 0,
                      bitsPerQuantizedWeight: weights > 0
                         ? Double(quantized.reduce(0) { $0 + $1.storedBytes } * 8) / Double(weights) : nil,
-                     worstTensor: worst?.name, worstSqnrDb: worst?.error?.sqnrDb)
+                     worstTensor: worst?.name, worstSqnrDb: worst?.error?.sqnrDb,
+                     medianSqnrDb: middle.isFinite ? middle : nil)
     }
 }
 
@@ -213,6 +221,11 @@ extension QuantizeOptions {
             EngineError(.usage, file: flag, reason: why, stage: "plan")
         }
         guard groupSize >= 1 else { throw bad("--group-size", "must be at least 1 (got \(groupSize))") }
+        guard (50...100).contains(percentile) else {
+            throw bad("--percentile", "must be between 50 and 100 (got \(percentile))")
+        }
+        guard minSQNR.map({ $0.isFinite }) ?? true else { throw bad("--min-sqnr", "must be a finite number of dB") }
+        guard minElements >= 0 else { throw bad("--min-elements", "must be 0 or more (got \(minElements))") }
         guard (-7...22).contains(level) else { throw bad("--level", "must be between -7 and 22 (got \(level))") }
         guard threads >= 0 else { throw bad("--threads", "must be 0 (all cores) or more (got \(threads))") }
     }

@@ -49,8 +49,22 @@ public struct Manifest: Sendable, Codable, Hashable {
         public var granularity: String
         public var groupSize: Int?
         public var symmetric: Bool
+        /// The range-setting method: absmax, percentile, mse, entropy or auto.
         public var calibrator: String
+        /// F32, F16 or BF16: the dtype of the `_scale` tensor.
         public var scaleDtype: String
+    }
+
+    /// What the sensitivity guard (`min_sqnr`) measured on a tensor it changed, and what it did.
+    public struct Sensitivity: Sendable, Codable, Hashable {
+        /// The bar, in dB.
+        public var minSqnrDb: Double
+        /// SQNR of the configured scheme on this tensor, below the bar.
+        public var measuredSqnrDb: Double
+        /// "group-N" (quantized with finer groups) or "kept" (left in its source dtype).
+        public var action: String
+        /// SQNR with the finer groups, when that was the action.
+        public var fallbackSqnrDb: Double?
     }
 
     public struct ErrorFigures: Sendable, Codable, Hashable {
@@ -74,6 +88,8 @@ public struct Manifest: Sendable, Codable, Hashable {
         public var reason: String
         public var scheme: Scheme?
         public var error: ErrorFigures?
+        /// Set when the sensitivity guard changed what happens to this tensor.
+        public var sensitivity: Sensitivity?
         public var sourceBytes: Int
         /// Bytes stored for it in the output (weight plus scale and zero point tensors).
         public var storedBytes: Int
@@ -93,6 +109,8 @@ public struct Manifest: Sendable, Codable, Hashable {
         public var bitsPerQuantizedWeight: Double?
         public var worstTensor: String?
         public var worstSqnrDb: Double?
+        /// Median SQNR over the quantized tensors (exact ones count as +infinity; nil when the median is infinite).
+        public var medianSqnrDb: Double?
     }
 
     public struct Timings: Sendable, Codable, Hashable {

@@ -1,15 +1,48 @@
-/// How a checkpoint is quantized. Every field is recorded in the manifest as "the config used".
+import Quantization
+
+/// How a checkpoint is quantized. Every field is recorded in the manifest as "the config used". Decoding fills
+/// missing keys with their defaults (older manifests, partial daemon configs).
 public struct QuantizeOptions: Sendable, Hashable, Codable {
     public enum Granularity: String, Sendable, Hashable, Codable, CaseIterable {
         case tensor, channel, group
     }
 
+    /// How each scale's range is set (see `Quantization.Calibrator` and docs/ARCHITECTURE.md).
+    public enum Calibration: String, Sendable, Hashable, Codable, CaseIterable {
+        case absmax, percentile, mse, entropy, auto
+    }
+
+    /// The dtype the scales are stored in; each scale is rounded up to it before the codes are made with it.
+    public enum ScaleDtype: String, Sendable, Hashable, Codable, CaseIterable {
+        case f32, f16, bf16
+    }
+
+    /// What the sensitivity guard does with a tensor whose SQNR falls below `minSQNR`.
+    public enum Fallback: String, Sendable, Hashable, Codable, CaseIterable {
+        /// Halve the group size (powers of two, down to 16) until the SQNR holds, else keep the source dtype.
+        case group
+        /// Keep the source dtype.
+        case keep
+    }
+
     /// Row granularity of the scales: one per tensor, per output channel (dim 0), or per group.
-    public var granularity: Granularity = .channel
+    public var granularity: Granularity = .group
     /// Group length along the flattened last dimension when `granularity == .group`.
     public var groupSize: Int = 128
     /// Symmetric (zero point 0, range [-127, 127]) or asymmetric ([-128, 127] with an int8 zero point).
     public var symmetric: Bool = true
+    /// The range-setting method.
+    public var calibration: Calibration = .absmax
+    /// P for `percentile` (and `auto`'s percentile candidate), in [50, 100].
+    public var percentile: Double = 99.99
+    /// Stored dtype of the scales.
+    public var scaleDtype: ScaleDtype = .f32
+    /// Sensitivity guard: a tensor whose int8 SQNR would fall below this many dB gets `fallback`. nil: off.
+    /// Needs a measuring pass over the candidates before planning (the output header depends on it).
+    public var minSQNR: Double?
+    public var fallback: Fallback = .group
+    /// Tensors with fewer elements than this stay in their source dtype.
+    public var minElements: Int = 0
     /// zstd compression level of the output frames.
     public var level: Int = 3
     /// Worker threads; 0 means all cores.
@@ -22,6 +55,62 @@ public struct QuantizeOptions: Sendable, Hashable, Codable {
     public var keepNonFinite: Bool = false
 
     public init() {}
+
+    private enum CodingKeys: String, CodingKey {
+        case granularity, groupSize, symmetric, calibration, percentile, scaleDtype, minSQNR = "minSqnr", fallback
+        case minElements, level, threads, include, exclude, keepNonFinite
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        func value<T: Decodable>(_ key: CodingKeys, _ fallback: T) throws -> T {
+            try c.decodeIfPresent(T.self, forKey: key) ?? fallback
+        }
+        let d = QuantizeOptions()
+        granularity = try value(.granularity, d.granularity)
+        groupSize = try value(.groupSize, d.groupSize)
+        symmetric = try value(.symmetric, d.symmetric)
+        calibration = try value(.calibration, d.calibration)
+        percentile = try value(.percentile, d.percentile)
+        scaleDtype = try value(.scaleDtype, d.scaleDtype)
+        minSQNR = try c.decodeIfPresent(Double.self, forKey: .minSQNR)
+        fallback = try value(.fallback, d.fallback)
+        minElements = try value(.minElements, d.minElements)
+        level = try value(.level, d.level)
+        threads = try value(.threads, d.threads)
+        include = try value(.include, d.include)
+        exclude = try value(.exclude, d.exclude)
+        keepNonFinite = try value(.keepNonFinite, d.keepNonFinite)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(granularity, forKey: .granularity)
+        try c.encode(groupSize, forKey: .groupSize)
+        try c.encode(symmetric, forKey: .symmetric)
+        try c.encode(calibration, forKey: .calibration)
+        try c.encode(percentile, forKey: .percentile)
+        try c.encode(scaleDtype, forKey: .scaleDtype)
+        try c.encode(minSQNR, forKey: .minSQNR)
+        try c.encode(fallback, forKey: .fallback)
+        try c.encode(minElements, forKey: .minElements)
+        try c.encode(level, forKey: .level)
+        try c.encode(threads, forKey: .threads)
+        try c.encode(include, forKey: .include)
+        try c.encode(exclude, forKey: .exclude)
+        try c.encode(keepNonFinite, forKey: .keepNonFinite)
+    }
+}
+
+extension QuantizeOptions.Calibration {
+    /// The Quantization calibrator (nil for absmax: the kernels' fused path).
+    func calibrator(percentile: Double) -> (any Calibrator)? {
+        CalibrationMethod(rawValue: rawValue)!.calibrator(percentile: percentile)
+    }
+}
+
+extension QuantizeOptions.ScaleDtype {
+    var format: ScaleFormat { ScaleFormat(rawValue: rawValue)! }
 }
 
 /// What the engine reports while it works, a few times a second at most.

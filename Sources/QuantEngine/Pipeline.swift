@@ -222,11 +222,20 @@ final class Pipeline: @unchecked Sendable {
         case .calibrate(let t):
             let p = plan.tensors[t]
             let s = state(t)
-            let range = try scan(p, scratch: &scratch)
-            if range.nonFinite > 0 { throw nonFinite(p, count: range.nonFinite) }
-            let params = p.layout!.symmetric
-                ? QuantParams.symmetric(absmax: range.absmax)
-                : QuantParams.asymmetric(min: range.min, max: range.max)
+            let params: QuantParams
+            if let calibrator = plan.calibrator {
+                // A calibrator sees the whole tensor at once: it is read and decoded here, in full.
+                let x = try TensorQuantizer.floats(p.info, file: file)
+                let range = x.withUnsafeBufferPointer { Kernels.range($0) }
+                if range.nonFinite > 0 { throw nonFinite(p, count: range.nonFinite) }
+                params = x.withUnsafeBufferPointer {
+                    TensorQuantizer.tensorParams($0, range: range, layout: p.layout!, calibrator: calibrator)
+                }
+            } else {
+                let range = try scan(p, scratch: &scratch)
+                if range.nonFinite > 0 { throw nonFinite(p, count: range.nonFinite) }
+                params = p.layout!.grid.params(.full(range, symmetric: p.layout!.symmetric))
+            }
             s.scales[0] = params.scale
             if !p.layout!.symmetric { s.zeroPoints[0] = params.zeroPoint }
             monitor.withLock {
@@ -257,8 +266,8 @@ final class Pipeline: @unchecked Sendable {
                 let zeros = l.symmetric
                     ? UnsafeMutableBufferPointer(rebasing: s.zeroPoints[0..<0])
                     : UnsafeMutableBufferPointer(rebasing: s.zeroPoints[(rows.lowerBound * g)..<(rows.upperBound * g)])
-                let result = Kernels.quantizeGroups(x, rows: rows.count, cols: l.cols, groupSize: l.groupSize,
-                                                    symmetric: l.symmetric, q: q, scales: scales, zeroPoints: zeros)
+                let result = TensorQuantizer.groups(x, rows: rows.count, layout: l, calibrator: plan.calibrator, q: q,
+                                                    scales: scales, zeroPoints: zeros)
                 if result.nonFinite > 0 {
                     throw nonFinite(p, count: try scan(p, scratch: &scratch).nonFinite)
                 }
@@ -274,7 +283,10 @@ final class Pipeline: @unchecked Sendable {
         case .scales(let t):
             let s = state(t)
             try waitFor(s) { $0.tilesLeft == 0 }
-            try compress(UnsafeRawBufferPointer(s.scales), into: buffers, with: &compressor)
+            let format = plan.tensors[t].layout!.scaleDtype.format
+            let stored = scratch.codes.reserve(s.scales.count * format.bytesPerElement)
+            if let base = stored.baseAddress { format.encode(UnsafeBufferPointer(s.scales), into: base) }
+            try compress(UnsafeRawBufferPointer(stored), into: buffers, with: &compressor)
 
         case .zeroPoints(let t):
             let s = state(t)

@@ -1,3 +1,4 @@
+import Quantization
 import SafeTensors
 
 /// How a quantized tensor is cut into scales: the N-D tensor is viewed as [rows, cols] with
@@ -9,15 +10,40 @@ struct QuantLayout: Sendable, Hashable {
     /// Elements per scale along a row (cols for per-channel and per-tensor).
     let groupSize: Int
     let symmetric: Bool
+    let scaleDtype: QuantizeOptions.ScaleDtype
 
-    init(shape: [Int], granularity: QuantizeOptions.Granularity, groupSize: Int, symmetric: Bool) {
+    init(shape: [Int], granularity: QuantizeOptions.Granularity, groupSize: Int, symmetric: Bool,
+         scaleDtype: QuantizeOptions.ScaleDtype = .f32) {
         let count = shape.reduce(1, *)
         rows = shape.count >= 2 ? shape[0] : 1
         cols = rows == 0 ? 0 : count / rows
         self.granularity = granularity
         self.groupSize = granularity == .group ? min(groupSize, max(cols, 1)) : max(cols, 1)
         self.symmetric = symmetric
+        self.scaleDtype = scaleDtype
     }
+
+    init(shape: [Int], options: QuantizeOptions) {
+        self.init(shape: shape, granularity: options.granularity, groupSize: options.groupSize,
+                  symmetric: options.symmetric, scaleDtype: options.scaleDtype)
+    }
+
+    /// The same layout with groups of `size` columns.
+    func withGroups(_ size: Int, shape: [Int]) -> QuantLayout {
+        QuantLayout(shape: shape, granularity: .group, groupSize: size, symmetric: symmetric, scaleDtype: scaleDtype)
+    }
+
+    var grid: CodeGrid { CodeGrid(symmetric: symmetric, scaleFormat: scaleDtype.format) }
+    var scaleBytes: Int { scaleDtype.format.bytesPerElement }
+    var scaleStorage: DType {
+        switch scaleDtype {
+        case .f32: .F32
+        case .f16: .F16
+        case .bf16: .BF16
+        }
+    }
+    /// Output bytes of the weight's codes, scales and zero points.
+    func storedBytes(elements: Int) -> Int { elements + scaleCount * (scaleBytes + (symmetric ? 0 : 1)) }
 
     var groupsPerRow: Int { granularity == .group ? (cols + groupSize - 1) / groupSize : 1 }
     var scaleCount: Int { granularity == .tensor ? 1 : rows * groupsPerRow }
@@ -36,6 +62,8 @@ struct TensorPlan: Sendable {
     /// nil when the tensor is copied through.
     let layout: QuantLayout?
     let reason: String
+    /// What the sensitivity guard measured and decided, when it changed the plan.
+    var sensitivity: Manifest.Sensitivity? = nil
 
     var scaleName: String { info.name + "_scale" }
     var zeroPointName: String { info.name + "_zero_point" }
@@ -75,6 +103,8 @@ struct FilePlan: Sendable {
     let units: [Unit]
     let inputHeaderBytes: Int
     let tilesPerTensor: [Int]
+    /// The calibrator of every quantized tensor; nil for absmax (the fused path).
+    let calibrator: (any Calibrator)?
 
     var outputRawSize: Int { outputHeader.count + (outputTensors.last?.dataRange.upperBound ?? 0) }
 }
@@ -85,7 +115,8 @@ enum Planner {
     static let unitBytes = 4 << 20
 
     static func plan(
-        file: SafeTensorsFile, selection: Selection, options: QuantizeOptions, keep: Set<String>
+        file: SafeTensorsFile, selection: Selection, options: QuantizeOptions, keep: Set<String>,
+        guarded: [String: SensitivityGuard.Decision] = [:]
     ) -> FilePlan {
         let header = file.header
         let names = Set(header.tensors.map(\.name))
@@ -99,9 +130,17 @@ enum Planner {
                     tensors.append(TensorPlan(info: t, layout: nil, reason: why))
                     continue
                 }
-                let layout = QuantLayout(shape: t.shape, granularity: options.granularity,
-                                         groupSize: options.groupSize, symmetric: options.symmetric)
-                tensors.append(TensorPlan(info: t, layout: layout, reason: reason))
+                if t.elementCount < options.minElements {
+                    tensors.append(TensorPlan(info: t, layout: nil, reason: "has \(t.elementCount) elements, fewer "
+                        + "than min_elements \(options.minElements)"))
+                    continue
+                }
+                if let d = guarded[t.name] {
+                    tensors.append(TensorPlan(info: t, layout: d.layout, reason: d.reason, sensitivity: d.record))
+                    continue
+                }
+                tensors.append(TensorPlan(info: t, layout: QuantLayout(shape: t.shape, options: options),
+                                          reason: reason))
             }
         }
 
@@ -112,7 +151,7 @@ enum Planner {
                 continue
             }
             outTensors.append((p.info.name, .I8, p.info.shape))
-            outTensors.append((p.scaleName, .F32, l.scaleShape))
+            outTensors.append((p.scaleName, l.scaleStorage, l.scaleShape))
             if !l.symmetric { outTensors.append((p.zeroPointName, .I8, l.scaleShape)) }
         }
         let (headerBytes, outInfos) = HeaderWriter.encode(
@@ -145,7 +184,7 @@ enum Planner {
                 tiles[i] += 1
                 row = end
             }
-            units.append(Unit(kind: .scales(tensor: i), inputBytes: 0, outputBytes: l.scaleCount * 4))
+            units.append(Unit(kind: .scales(tensor: i), inputBytes: 0, outputBytes: l.scaleCount * l.scaleBytes))
             if !l.symmetric {
                 units.append(Unit(kind: .zeroPoints(tensor: i), inputBytes: 0, outputBytes: l.scaleCount))
             }
@@ -153,7 +192,8 @@ enum Planner {
         let name = Path.base(of: file.path)
         return FilePlan(sourcePath: file.path, sourceName: name, outputName: name + ".zst", tensors: tensors,
                         outputHeader: headerBytes, outputTensors: outInfos, units: units,
-                        inputHeaderBytes: header.dataStart, tilesPerTensor: tiles)
+                        inputHeaderBytes: header.dataStart, tilesPerTensor: tiles,
+                        calibrator: options.calibration.calibrator(percentile: options.percentile))
     }
 
     /// A candidate stays in its dtype when its companion names are taken or the caller said so.
@@ -180,7 +220,7 @@ enum Planner {
 }
 
 extension QuantizeOptions {
-    /// "int8 symmetric per-channel absmax", "int8 asymmetric group-128 absmax", ...
+    /// "int8 symmetric per-channel absmax", "int8 asymmetric group-128 mse f16-scales", ...
     public var schemeDescription: String {
         let g: String
         switch granularity {
@@ -188,9 +228,7 @@ extension QuantizeOptions {
         case .channel: g = "per-channel"
         case .group: g = "group-\(groupSize)"
         }
-        return "int8 \(symmetric ? "symmetric" : "asymmetric") \(g) \(calibrator)"
+        let scales = scaleDtype == .f32 ? "" : " \(scaleDtype.rawValue)-scales"
+        return "int8 \(symmetric ? "symmetric" : "asymmetric") \(g) \(calibration.rawValue)" + scales
     }
-
-    /// The range-setting method (only min/max for now).
-    public var calibrator: String { symmetric ? "absmax" : "minmax" }
 }

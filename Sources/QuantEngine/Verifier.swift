@@ -64,6 +64,7 @@ public enum Verifier {
         var scaleProblems: [String] = []
         var scaleNames = Set<String>()
         for r in expected where r.decision == "quantized" { scaleNames.insert(r.name + "_scale") }
+        let widths: [DType: Int] = [.F32: 4, .F16: 2, .BF16: 2]
         var events = StreamReader.Events()
         events.frame = { end, raw in
             defer { frameIndex += 1 }
@@ -78,12 +79,11 @@ public enum Verifier {
             }
         }
         events.data = { tensor, _, bytes in
-            guard scaleNames.contains(tensor.name), tensor.dtype == .F32 else { return }
-            // F32 elements never straddle pieces at an offset that is not a multiple of 4: frames hold whole tensors'
-            // scales, but check element by element on an unaligned copy anyway.
-            let count = bytes.count / 4
-            for i in 0..<count {
-                let v = Float(bitPattern: bytes.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self))
+            guard scaleNames.contains(tensor.name), let width = widths[tensor.dtype] else { return }
+            // Elements never straddle pieces: frames hold whole tensors' scales, but check element by element on
+            // unaligned loads anyway.
+            for i in 0..<(bytes.count / width) {
+                let v = Dequantizer.scale(bytes, i, tensor.dtype)
                 if !(v.isFinite && v > 0) {
                     scaleProblems.append("\(tensor.name) holds a scale that is not finite and positive (\(v))")
                     return
@@ -125,7 +125,7 @@ public enum Verifier {
             guard r.decision == "quantized", let s = r.scheme else { continue }
             let layout = QuantLayout(shape: r.shape, granularity: .init(rawValue: s.granularity) ?? .channel,
                                      groupSize: s.groupSize ?? 1, symmetric: s.symmetric)
-            expect(r.name + "_scale", "F32", layout.scaleShape)
+            expect(r.name + "_scale", s.scaleDtype, layout.scaleShape)
             if !s.symmetric { expect(r.name + "_zero_point", "I8", layout.scaleShape) }
         }
         for name in inside.keys.sorted() { problems.append("tensor '\(name)' is not in the manifest") }

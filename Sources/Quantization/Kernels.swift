@@ -59,8 +59,29 @@ public enum Kernels {
         q: UnsafeMutableBufferPointer<Int8>, scales: UnsafeMutableBufferPointer<Float>,
         zeroPoints: UnsafeMutableBufferPointer<Int8>
     ) -> TileResult {
+        quantizeGroups(x, rows: rows, cols: cols, groupSize: groupSize, grid: CodeGrid(symmetric: symmetric),
+                       calibrator: nil, q: q, scales: scales, zeroPoints: zeroPoints)
+    }
+
+    /// `quantizeGroups` with the scale format of `grid` (8 bits) and a calibrator. Without a calibrator, each
+    /// group's min/max range gives its params (the fused absmax path). With one, the group's range pass runs
+    /// first (non-finite count, x^2, min/max), the calibrator picks the clipping range from the group's values
+    /// while they are hot, and the apply step clamps and counts what it clips. A group holding NaN or Inf
+    /// skips the calibrator (its min/max range is used; the caller refuses or keeps such a tensor).
+    public static func quantizeGroups(
+        _ x: UnsafeBufferPointer<Float>, rows: Int, cols: Int, groupSize: Int, grid: CodeGrid,
+        calibrator: (any Calibrator)?, q: UnsafeMutableBufferPointer<Int8>, scales: UnsafeMutableBufferPointer<Float>,
+        zeroPoints: UnsafeMutableBufferPointer<Int8>
+    ) -> TileResult {
+        precondition(grid.bits == 8, "the kernels write 8-bit codes")
+        let symmetric = grid.symmetric
         let groups = checkTile(x.count, rows: rows, cols: cols, groupSize: groupSize, symmetric: symmetric,
                                q: q.count, scales: scales.count, zeroPoints: zeroPoints.count)
+        if let calibrator {
+            return calibratedGroups(x, rows: rows, cols: cols, groupSize: groupSize, groups: groups, grid: grid,
+                                    calibrator: calibrator, q: q, scales: scales, zeroPoints: zeroPoints)
+        }
+        let format = grid.scaleFormat
         guard let xs = x.baseAddress, let qs = q.baseAddress, let ss = scales.baseAddress else {
             return TileResult(stats: .zero, nonFinite: 0)
         }
@@ -72,20 +93,17 @@ public enum Kernels {
             while c < cols {
                 let n = Swift.min(groupSize, cols - c)
                 let p = xs + (r * cols + c)
-                // Calibration step: the group's range gives its params (min/max calibration). Another calibrator
-                // (percentile, MSE, entropy) plugs in here: it reads the group at `p` and returns QuantParams in
-                // place of `.symmetric`/`.asymmetric` below; the range pass stays (it counts non-finite values,
-                // sums x^2 while the group streams in, and its data range decides below whether anything can
-                // clip), and so does the apply step with its clipped count.
+                // Calibration step: the group's range gives its params (min/max calibration). Other calibrators
+                // take `calibratedGroups`, which keeps this loop as it is.
                 let range: RangeStats
                 let params: QuantParams
                 if symmetric {
                     let (absmax, bad) = groupAbsmax(p, n, &errors.squaredSignal)
                     range = RangeStats(min: -absmax, max: absmax, nonFinite: bad)
-                    params = .symmetric(absmax: absmax)
+                    params = .symmetric(absmax: absmax, format: format)
                 } else {
                     range = groupRange(p, n, &errors.squaredSignal, withSignal: true)
-                    params = .asymmetric(min: range.min, max: range.max)
+                    params = .asymmetric(min: range.min, max: range.max, format: format)
                     zeroPoints[g] = params.zeroPoint
                 }
                 nonFinite += range.nonFinite
@@ -105,6 +123,86 @@ public enum Kernels {
             errors.flush()
         }
         return TileResult(stats: errors.total, nonFinite: nonFinite)
+    }
+
+    /// The calibrated twin of the fused loop: range pass, calibrator, params, clamped apply.
+    private static func calibratedGroups(
+        _ x: UnsafeBufferPointer<Float>, rows: Int, cols: Int, groupSize: Int, groups: Int, grid: CodeGrid,
+        calibrator: any Calibrator, q: UnsafeMutableBufferPointer<Int8>, scales: UnsafeMutableBufferPointer<Float>,
+        zeroPoints: UnsafeMutableBufferPointer<Int8>
+    ) -> TileResult {
+        guard let xs = x.baseAddress, let qs = q.baseAddress else { return TileResult(stats: .zero, nonFinite: 0) }
+        var errors = LaneErrors()
+        var nonFinite = 0
+        for r in 0..<rows {
+            var c = 0
+            var g = r * groups
+            while c < cols {
+                let n = Swift.min(groupSize, cols - c)
+                let p = xs + (r * cols + c)
+                let range = groupRange(p, n, &errors.squaredSignal, withSignal: true)
+                nonFinite += range.nonFinite
+                let clip = range.nonFinite == 0
+                    ? calibrator.range(UnsafeBufferPointer(start: p, count: n), observed: range, grid: grid)
+                    : ClipRange.full(range, symmetric: grid.symmetric)
+                let params = grid.params(clip)
+                scales[g] = params.scale
+                if !grid.symmetric { zeroPoints[g] = params.zeroPoint }
+                apply(p, qs + (r * cols + c), n, Codebook(params, grid: grid), &errors, ClippingGroup.self)
+                c += n
+                g += 1
+            }
+            errors.flush()
+        }
+        return TileResult(stats: errors.total, nonFinite: nonFinite)
+    }
+
+    /// Sum of squared quantization errors of `x` (finite values) with `params` on `grid` (any bit width), without
+    /// writing codes: what calibrators minimise. Float lane sums, moved into Double every 4096 values.
+    public static func squaredError(_ x: UnsafeBufferPointer<Float>, params: QuantParams, grid: CodeGrid) -> Double {
+        guard let xs = x.baseAddress else { return 0 }
+        let book = Codebook(params, grid: grid)
+        let raw = UnsafeRawPointer(xs)
+        let inverse = Floats(repeating: book.inverseScale), scale = Floats(repeating: book.scale)
+        let lowest = Floats(repeating: book.lowest), highest = Floats(repeating: book.highest)
+        let magic = Floats(repeating: roundingMagic)
+        var total = 0.0
+        var start = 0
+        while start < x.count {
+            let n = Swift.min(LaneErrors.flushEvery, x.count - start)
+            var s0 = Floats(), s1 = Floats()
+            var i = 0
+            while i &+ 32 <= n {
+                let x0 = raw.loadUnaligned(fromByteOffset: 4 &* (start &+ i), as: Floats.self)
+                let x1 = raw.loadUnaligned(fromByteOffset: 4 &* (start &+ i) &+ 64, as: Floats.self)
+                var v0 = x0 * inverse, v1 = x1 * inverse
+                v0 = highest.replacing(with: v0, where: v0 .< highest)
+                v0 = lowest.replacing(with: v0, where: v0 .> lowest)
+                v1 = highest.replacing(with: v1, where: v1 .< highest)
+                v1 = lowest.replacing(with: v1, where: v1 .> lowest)
+                let e0 = x0 - ((v0 + magic) - magic) * scale
+                let e1 = x1 - ((v1 + magic) - magic) * scale
+                s0 += e0 * e0
+                s1 += e1 * e1
+                i &+= 32
+            }
+            s0 += s1
+            var tail: Float = 0
+            while i < n {
+                let xv = xs[start &+ i]
+                var v = xv * book.inverseScale
+                v = v < book.highest ? v : book.highest
+                v = v > book.lowest ? v : book.lowest
+                let e = xv - ((v + roundingMagic) - roundingMagic) * book.scale
+                tail += e * e
+                i &+= 1
+            }
+            var sum = Double(tail)
+            for lane in 0..<16 { sum += Double(s0[lane]) }
+            total += sum
+            start += n
+        }
+        return total
     }
 
     /// With fixed params (per-tensor granularity: the engine computes the tensor's range first).

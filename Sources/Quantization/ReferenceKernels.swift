@@ -58,6 +58,19 @@ public enum ReferenceKernels {
         q: UnsafeMutableBufferPointer<Int8>, scales: UnsafeMutableBufferPointer<Float>,
         zeroPoints: UnsafeMutableBufferPointer<Int8>
     ) -> TileResult {
+        quantizeGroups(x, rows: rows, cols: cols, groupSize: groupSize, grid: CodeGrid(symmetric: symmetric),
+                       calibrator: nil, q: q, scales: scales, zeroPoints: zeroPoints)
+    }
+
+    /// Same contract as `Kernels.quantizeGroups` with a grid and a calibrator: per group, range, then the
+    /// calibrator's clipping range (min/max without one, or when the group holds NaN or Inf), then codes.
+    public static func quantizeGroups(
+        _ x: UnsafeBufferPointer<Float>, rows: Int, cols: Int, groupSize: Int, grid: CodeGrid,
+        calibrator: (any Calibrator)?, q: UnsafeMutableBufferPointer<Int8>, scales: UnsafeMutableBufferPointer<Float>,
+        zeroPoints: UnsafeMutableBufferPointer<Int8>
+    ) -> TileResult {
+        precondition(grid.bits == 8, "the kernels write 8-bit codes")
+        let symmetric = grid.symmetric
         let groups = checkTile(x.count, rows: rows, cols: cols, groupSize: groupSize, symmetric: symmetric,
                                q: q.count, scales: scales.count, zeroPoints: zeroPoints.count)
         var errors = ErrorAccumulator()
@@ -69,12 +82,14 @@ public enum ReferenceKernels {
                 let group = UnsafeBufferPointer(rebasing: x[start..<end])
                 let range = range(group)
                 nonFinite += range.nonFinite
-                let params = symmetric
-                    ? QuantParams.symmetric(absmax: range.absmax)
-                    : QuantParams.asymmetric(min: range.min, max: range.max)
+                var clip = ClipRange.full(range, symmetric: symmetric)
+                if let calibrator, range.nonFinite == 0 {
+                    clip = calibrator.range(group, observed: range, grid: grid)
+                }
+                let params = grid.params(clip)
                 scales[r * groups + g] = params.scale
                 if !symmetric { zeroPoints[r * groups + g] = params.zeroPoint }
-                let book = Codebook(params, symmetric: symmetric)
+                let book = Codebook(params, grid: grid)
                 for i in start..<end { q[i] = errors.add(x[i], book) }
             }
         }
@@ -89,6 +104,15 @@ public enum ReferenceKernels {
         let book = Codebook(params, symmetric: symmetric)
         var errors = ErrorAccumulator()
         for i in x.indices { q[i] = errors.add(x[i], book) }
+        return errors.stats
+    }
+
+    /// Error figures of `x` quantized with `params` on `grid`, at any bit width (the twin of
+    /// `Kernels.squaredError`, with every figure; the codes are not kept).
+    public static func measure(_ x: UnsafeBufferPointer<Float>, params: QuantParams, grid: CodeGrid) -> ErrorStats {
+        let book = Codebook(params, grid: grid)
+        var errors = ErrorAccumulator()
+        for v in x { _ = errors.add(v, book) }
         return errors.stats
     }
 

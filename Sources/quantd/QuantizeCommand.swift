@@ -5,6 +5,9 @@ import Glibc
 #endif
 
 extension QuantizeOptions.Granularity: ExpressibleByArgument {}
+extension QuantizeOptions.Calibration: ExpressibleByArgument {}
+extension QuantizeOptions.ScaleDtype: ExpressibleByArgument {}
+extension QuantizeOptions.Fallback: ExpressibleByArgument {}
 
 struct Quantize: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -31,6 +34,25 @@ struct Quantize: ParsableCommand {
     @Flag(help: "Asymmetric quantization (int8 zero point, range [-128, 127]); default symmetric [-127, 127].")
     var asymmetric = false
 
+    @Option(help: "Range setting: absmax, percentile, mse, entropy or auto (per group, the lowest error).")
+    var calibration: QuantizeOptions.Calibration = QuantizeOptions().calibration
+
+    @Option(help: "P for --calibration percentile (and auto's percentile candidate), in [50, 100].")
+    var percentile: Double = QuantizeOptions().percentile
+
+    @Option(help: "Stored dtype of the scales: f32, f16 or bf16 (each scale is rounded up to it).")
+    var scaleDtype: QuantizeOptions.ScaleDtype = QuantizeOptions().scaleDtype
+
+    @Option(help: ArgumentHelp("Sensitivity guard: a tensor whose SQNR would fall below this gets --fallback "
+                                   + "(costs one more read of the input).", valueName: "dB"))
+    var minSqnr: Double?
+
+    @Option(help: "What the guard does: group (halve the group length down to 16, else keep) or keep (source dtype).")
+    var fallback: QuantizeOptions.Fallback = QuantizeOptions().fallback
+
+    @Option(help: "Tensors with fewer elements than this stay in their source dtype.")
+    var minElements: Int = QuantizeOptions().minElements
+
     @Option(help: "zstd compression level.")
     var level: Int = QuantizeOptions().level
 
@@ -54,6 +76,9 @@ struct Quantize: ParsableCommand {
     func validate() throws {
         if groupSize < 1 { throw ValidationError("--group-size must be at least 1") }
         if threads < 0 { throw ValidationError("--threads must be 0 (all cores) or more") }
+        if !(50...100).contains(percentile) { throw ValidationError("--percentile must be between 50 and 100") }
+        if let minSqnr, !minSqnr.isFinite { throw ValidationError("--min-sqnr must be a number of dB") }
+        if minElements < 0 { throw ValidationError("--min-elements must be 0 or more") }
     }
 
     func run() throws {
@@ -61,6 +86,12 @@ struct Quantize: ParsableCommand {
         options.granularity = granularity
         options.groupSize = groupSize
         options.symmetric = !asymmetric
+        options.calibration = calibration
+        options.percentile = percentile
+        options.scaleDtype = scaleDtype
+        options.minSQNR = minSqnr
+        options.fallback = fallback
+        options.minElements = minElements
         options.level = level
         options.threads = threads
         options.include = include

@@ -54,7 +54,7 @@ import TestSupport
         #expect(r.status == 0, "\(r.stderr)")
         let plain = try Decoded(safetensors: try TempDir.read(dir["plain.safetensors"]))
         #expect(plain.tensor("enc.1.weight")?.dtype == .I8)
-        #expect(plain.tensor("enc.1.weight_scale")?.shape == [700, 1])
+        #expect(plain.tensor("enc.1.weight_scale")?.shape == [700, 4])   // default: groups of 128
         #expect(plain.header.metadata.contains { $0.key == "quantd_version" })
     }
 
@@ -84,6 +84,28 @@ import TestSupport
         #expect(r.stdout.contains("quantizing model.safetensors: "), "\(r.stdout)")
         #expect(r.stdout.contains("MB/s"))
         #expect(r.stdout.contains("6 tensors (6 quantized, 0 kept)"))
+    }
+
+    @Test("calibration options reach the manifest, and report shows the guard's decisions")
+    func calibrationOptions() throws {
+        let dir = TempDir("quantd-cli")
+        defer { dir.remove() }
+        let input = try smallModel(dir)
+        let q = quantd("quantize", input, "-o", dir["out"], "--calibration", "mse", "--scale-dtype", "f16",
+                       "--min-sqnr", "60", "--fallback", "keep", "--min-elements", "20000", "--percentile", "99.5")
+        #expect(q.status == 0, "\(q.stderr)")
+        let manifest = String(decoding: try TempDir.read(dir["out"] + "/manifest.json"), as: UTF8.self)
+        for field in [#""calibration" : "mse""#, #""scale_dtype" : "f16""#, #""min_sqnr" : 60"#,
+                      #""fallback" : "keep""#, #""min_elements" : 20000"#, #""percentile" : 99.5"#] {
+            #expect(manifest.contains(field), "\(field)")
+        }
+        #expect(quantd("verify", dir["out"]).status == 0)
+        let r = quantd("report", dir["out"])
+        #expect(r.status == 0, "\(r.stderr)")
+        // enc.0.weight (12480 elements) is below min_elements; enc.1.weight falls short of 60 dB and is kept.
+        #expect(r.stdout.contains("kept enc.0.weight: has 12480 elements, fewer than min_elements 20000"))
+        #expect(r.stdout.contains("kept enc.1.weight: SQNR") && r.stdout.contains("below min_sqnr 60.0 dB"))
+        #expect(r.stdout.contains("0 of 3 tensors quantized"), "\(r.stdout)")
     }
 
     @Test("exit codes follow sysexits and messages name the file")
@@ -118,11 +140,11 @@ import TestSupport
 struct FixtureTests {
     func quantd(_ args: [String]) -> Shell.Result { Shell.run(Paths.quantd, args) }
 
-    @Test("the real checkpoint quantizes, verifies, and each tensor is as good as per-row rounding")
+    @Test("the real checkpoint quantizes per channel, verifies, and each tensor is as good as per-row rounding")
     func minilm() throws {
         let dir = TempDir("quantd-minilm")
         defer { dir.remove() }
-        let r = quantd(["quantize", Paths.minilm, "-o", dir["q-out"]])
+        let r = quantd(["quantize", Paths.minilm, "-o", dir["q-out"], "--granularity", "channel"])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(quantd(["verify", dir["q-out"]]).status == 0)
         let original = try Decoded(safetensors: try TempDir.read(Paths.minilm))
@@ -139,6 +161,64 @@ struct FixtureTests {
             #expect(worst <= 0.5001, "\(t.name): error \(worst) scales")
         }
         #expect(quantized == 40)
+    }
+
+    /// Issue 5's bar: no tensor below 33 dB, median 1 dB above per-row absmax, at most 8.25 bits per weight.
+    @Test("the default scheme meets the quality bar, every value within half its group's scale")
+    func defaultScheme() throws {
+        let dir = TempDir("quantd-minilm")
+        defer { dir.remove() }
+        #expect(quantd(["quantize", Paths.minilm, "-o", dir["default"]]).status == 0)
+        #expect(quantd(["quantize", Paths.minilm, "-o", dir["rows"], "--granularity", "channel"]).status == 0)
+        #expect(quantd(["verify", dir["default"]]).status == 0)
+        let chosen = try manifestTotals(dir["default"]), rows = try manifestTotals(dir["rows"])
+        let worst = try #require(chosen["worst_sqnr_db"] as? Double)
+        let median = try #require(chosen["median_sqnr_db"] as? Double)
+        let rowMedian = try #require(rows["median_sqnr_db"] as? Double)
+        #expect(worst >= 33, "worst tensor at \(worst) dB")
+        #expect(median >= rowMedian + 1, "median \(median) dB, per-row absmax \(rowMedian) dB")
+        #expect(try #require(chosen["bits_per_quantized_weight"] as? Double) <= 8.25)
+
+        let original = try Decoded(safetensors: try TempDir.read(Paths.minilm))
+        let out = try Decoded(zst: dir["default"] + "/model.safetensors.zst")
+        for t in original.header.tensors where out.tensor(t.name)?.dtype == .I8 {
+            let x = original.floats(t.name), q = out.int8s(t.name), s = out.floats(t.name + "_scale")
+            let cols = x.count / t.shape[0], groups = s.count / t.shape[0]
+            let groupSize = (cols + groups - 1) / groups
+            var worst: Float = 0
+            for i in 0..<x.count {
+                let scale = s[(i / cols) * groups + (i % cols) / groupSize]
+                worst = max(worst, abs(scale * Float(q[i]) - x[i]) / scale)
+            }
+            #expect(worst <= 0.5001, "\(t.name): error \(worst) scales")
+        }
+    }
+
+    @Test("report lists the quantized tensors worst first, then totals")
+    func report() throws {
+        let dir = TempDir("quantd-minilm")
+        defer { dir.remove() }
+        #expect(quantd(["quantize", Paths.minilm, "-o", dir["out"], "--granularity", "channel"]).status == 0)
+        let r = quantd(["report", dir["out"]])
+        #expect(r.status == 0, "\(r.stderr)")
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        let rows = lines.filter { $0.contains("absmax") && !$0.hasPrefix(dir["out"]) }
+        #expect(rows.count == 40)
+        #expect(rows.first?.hasPrefix("embeddings.token_type_embeddings.weight ") == true, "\(lines.prefix(3))")
+        let sqnrs = rows.compactMap { $0.split(separator: " ", omittingEmptySubsequences: true).dropLast(2).last }
+            .compactMap { Double($0) }
+        #expect(sqnrs.count == 40 && sqnrs == sqnrs.sorted(), "\(sqnrs)")
+        #expect(lines.last?.hasPrefix("totals: 8.074 bits per quantized weight, median SQNR 42.1 dB, worst 29.3 dB")
+                == true, "\(lines.last ?? "")")
+        let row = quantd(["report", dir["out"], "--row"])
+        #expect(row.stdout.hasPrefix("| absmax | channel | 42.1 | 29.3 | 8.074 | "), "\(row.stdout)")
+    }
+
+    /// The `totals` object of an output folder's manifest.
+    private func manifestTotals(_ folder: String) throws -> [String: Any] {
+        let data = Data(try TempDir.read(folder + "/manifest.json"))
+        let json = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        return try #require(json["totals"] as? [String: Any])
     }
 
     @Test("F16 and BF16 conversions of the checkpoint quantize too", arguments: [DType.F16, .BF16])
@@ -201,7 +281,8 @@ struct FixtureTests {
         c.addRandom("encoder.layer.0.attention.self.query.weight", shape: [48, 300], rng: &rng)
         try c.write(to: dir["model.safetensors"])
         for extra in [[String](), ["--asymmetric", "--granularity", "group", "--group-size", "64"],
-                      ["--granularity", "tensor", "--asymmetric"]] {
+                      ["--granularity", "tensor", "--asymmetric"], ["--granularity", "channel", "--scale-dtype", "f16"],
+                      ["--group-size", "64", "--scale-dtype", "f16", "--asymmetric"]] {
             _ = Shell.run("/bin/rm", ["-rf", dir["q-out"]])
             let q = Shell.run(Paths.quantd, ["quantize", dir["model.safetensors"], "-o", dir["q-out"]] + extra)
             #expect(q.status == 0, "\(q.stderr)")

@@ -1,0 +1,218 @@
+import FoundationEssentials
+import QuantEngine
+import SafeTensors
+import Testing
+import TestSupport
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// SQNR in dB of `y` as a reconstruction of `x`, in Double.
+func sqnr(_ x: [Float], _ y: [Float]) -> Double {
+    var signal = 0.0, noise = 0.0
+    for (a, b) in zip(x, y) {
+        signal += Double(a) * Double(a)
+        noise += (Double(a) - Double(b)) * (Double(a) - Double(b))
+    }
+    return 10 * log10(signal / noise)
+}
+
+/// Rows whose every group of 128 holds one value of 1 among small ones: about 32 dB with groups of 128, more
+/// with finer groups (the outlier's group shrinks).
+func spiky(rows: Int, cols: Int, rng: inout SeededRandom) -> [Float] {
+    (0..<(rows * cols)).map { i in i % 128 == 5 ? 1 : rng.weight(std: 0.01) }
+}
+
+@Suite("Calibration") struct CalibrationTests {
+    @Test("every calibrator writes an output that verifies; the manifest's SQNR is that of the dequantized output",
+          arguments: QuantizeOptions.Calibration.allCases, [QuantizeOptions.Granularity.tensor, .channel, .group])
+    func calibratorsEndToEnd(calibration: QuantizeOptions.Calibration, granularity: QuantizeOptions.Granularity)
+        throws
+    {
+        let c = mixedCheckpoint()
+        let s = try Setup(c)
+        defer { s.dir.remove() }
+        var o = QuantizeOptions()
+        o.calibration = calibration
+        o.granularity = granularity
+        o.groupSize = 32
+        let m = try Engine.quantize(input: s.input, output: s.output, options: o)
+        #expect(Verifier.verify(s.output).ok)
+        let files = try Dequantizer.run(folder: s.output, to: s.dir["deq.safetensors"])
+        let deq = try Decoded(safetensors: try TempDir.read(files[0]))
+        let original = try Decoded(safetensors: c.bytes)
+        for r in m.tensors where r.decision == "quantized" {
+            #expect(r.scheme?.calibrator == calibration.rawValue && r.scheme?.scaleDtype == "F32")
+            guard let db = r.error?.sqnrDb else { continue }
+            let measured = sqnr(original.floats(r.name), deq.floats(r.name))
+            #expect(abs(measured - db) < 0.01, "\(r.name): manifest \(db) dB, dequantized \(measured) dB")
+        }
+        #expect(m.config.calibration == calibration)
+        #expect(m.totals.medianSqnrDb != nil)
+    }
+
+    @Test("f16 and bf16 scales are stored in that dtype, verify, and dequantize within half a scale",
+          arguments: [QuantizeOptions.ScaleDtype.f16, .bf16], [true, false])
+    func scaleDtypes(scaleDtype: QuantizeOptions.ScaleDtype, symmetric: Bool) throws {
+        let c = mixedCheckpoint()
+        let s = try Setup(c)
+        defer { s.dir.remove() }
+        var o = QuantizeOptions()
+        o.scaleDtype = scaleDtype
+        o.symmetric = symmetric
+        o.groupSize = 32
+        let m = try Engine.quantize(input: s.input, output: s.output, options: o)
+        #expect(Verifier.verify(s.output).ok)
+        let out = try Decoded(zst: s.output + "/model.safetensors.zst")
+        let name = "layer.0.mlp.up.weight"
+        let dtype: DType = scaleDtype == .f16 ? .F16 : .BF16
+        #expect(out.tensor(name + "_scale")?.dtype == dtype && out.tensor(name + "_scale")?.shape == [64, 10])
+        let r = try #require(m.tensors.first { $0.name == name })
+        #expect(r.scheme?.scaleDtype == dtype.rawValue)
+        #expect(r.storedBytes == 64 * 300 + 64 * 10 * (symmetric ? 2 : 3))
+        let files = try Dequantizer.run(folder: s.output, to: s.dir["deq.safetensors"])
+        let deq = try Decoded(safetensors: try TempDir.read(files[0]))
+        let x = try Decoded(safetensors: c.bytes).floats(name), y = deq.floats(name)
+        let scales = out.floats(name + "_scale")
+        for i in 0..<x.count {
+            let scale = scales[(i / 300) * 10 + (i % 300) / 32]
+            #expect(abs(x[i] - y[i]) <= scale * 0.5001, "\(name)[\(i)]")
+            if abs(x[i] - y[i]) > scale * 0.5001 { break }
+        }
+    }
+
+    @Test("a calibrator and the guard give the same bytes whatever the thread count")
+    func deterministic() throws {
+        var rng = SeededRandom(seed: 21)
+        var c = mixedCheckpoint()
+        c.addRandom("big.weight", shape: [2100, 512], rng: &rng)   // two tiles
+        c.add("spiky.weight", shape: [64, 256], values: spiky(rows: 64, cols: 256, rng: &rng))
+        let s = try Setup(c)
+        defer { s.dir.remove() }
+        for calibration in [QuantizeOptions.Calibration.mse] {
+            var outputs: [[UInt8]] = []
+            for threads in [1, 3] {
+                var o = QuantizeOptions()
+                o.threads = threads
+                o.calibration = calibration
+                o.minSQNR = 35
+                let dest = s.dir["out-\(calibration)-\(threads)"]
+                _ = try Engine.quantize(input: s.input, output: dest, options: o)
+                outputs.append(try TempDir.read(dest + "/model.safetensors.zst"))
+            }
+            #expect(outputs[0] == outputs[1], "\(calibration)")
+        }
+    }
+
+    @Test("the guard gives a tensor below min_sqnr finer groups, and records what it measured and why")
+    func guardFinerGroups() throws {
+        var rng = SeededRandom(seed: 22)
+        var c = mixedCheckpoint()
+        c.add("spiky.weight", shape: [64, 256], values: spiky(rows: 64, cols: 256, rng: &rng))
+        let s = try Setup(c)
+        defer { s.dir.remove() }
+        var o = QuantizeOptions()
+        o.minSQNR = 35
+        let m = try Engine.quantize(input: s.input, output: s.output, options: o)
+        #expect(Verifier.verify(s.output).ok)
+        let r = try #require(m.tensors.first { $0.name == "spiky.weight" })
+        let guardRecord = try #require(r.sensitivity)
+        #expect(r.decision == "quantized" && guardRecord.minSqnrDb == 35 && guardRecord.measuredSqnrDb < 35)
+        #expect(guardRecord.action == "group-\(r.scheme!.groupSize!)" && r.scheme!.groupSize! < 128)
+        #expect(try #require(guardRecord.fallbackSqnrDb) >= 35 && r.error!.sqnrDb! >= 35)
+        #expect(r.reason.contains("below min_sqnr 35.0 dB") && r.reason.contains(guardRecord.action))
+        let out = try Decoded(zst: s.output + "/model.safetensors.zst")
+        #expect(out.tensor("spiky.weight_scale")?.shape == [64, 256 / r.scheme!.groupSize!])
+        // The others keep the configured scheme and carry no guard record.
+        let others = m.tensors.filter { $0.decision == "quantized" && $0.name != "spiky.weight" }
+        #expect(others.count == 4 && others.allSatisfy { $0.sensitivity == nil })
+        #expect(others.first { $0.name == "layer.0.mlp.up.weight" }?.scheme?.groupSize == 128)
+        // Without the guard the same tensor falls below the bar.
+        var plain = QuantizeOptions()
+        plain.minSQNR = nil
+        let m2 = try Engine.quantize(input: s.input, output: s.dir["plain"], options: plain)
+        let r2 = try #require(m2.tensors.first { $0.name == "spiky.weight" })
+        #expect(r2.error!.sqnrDb! < 35 && abs(r2.error!.sqnrDb! - guardRecord.measuredSqnrDb) < 0.01)
+    }
+
+    @Test("the keep fallback, or a bar no group reaches, leaves the tensor in its source dtype with the reason")
+    func guardKeeps() throws {
+        var rng = SeededRandom(seed: 23)
+        var c = mixedCheckpoint()
+        let values = spiky(rows: 64, cols: 256, rng: &rng)
+        c.add("spiky.weight", shape: [64, 256], values: values)
+        let s = try Setup(c)
+        defer { s.dir.remove() }
+        for (fallback, bar) in [(QuantizeOptions.Fallback.keep, 35.0), (.group, 90.0)] {
+            var o = QuantizeOptions()
+            o.minSQNR = bar
+            o.fallback = fallback
+            let dest = s.dir["out-\(fallback)"]
+            let m = try Engine.quantize(input: s.input, output: dest, options: o)
+            #expect(Verifier.verify(dest).ok)
+            let r = try #require(m.tensors.first { $0.name == "spiky.weight" })
+            #expect(r.decision == "kept" && r.storedDtype == "F32" && r.sensitivity?.action == "kept")
+            #expect(r.reason.contains("min_sqnr") && r.reason.contains("kept in F32"), "\(r.reason)")
+            if fallback == .group { #expect(r.reason.contains("no group down to 16")) }
+            let out = try Decoded(zst: dest + "/model.safetensors.zst")
+            #expect(out.raw("spiky.weight") == (try Decoded(safetensors: c.bytes)).raw("spiky.weight"))
+            #expect(out.tensor("spiky.weight_scale") == nil)
+        }
+    }
+
+    @Test("min_elements leaves small tensors alone, with the reason, and quantizes the rest")
+    func minElements() throws {
+        let c = mixedCheckpoint()
+        let s = try Setup(c)
+        defer { s.dir.remove() }
+        var o = QuantizeOptions()
+        o.minElements = 500   // conv.weight has 450 elements, rows.weight 120; the others more
+        let m = try Engine.quantize(input: s.input, output: s.output, options: o)
+        #expect(Verifier.verify(s.output).ok)
+        let quantized = Set(m.tensors.filter { $0.decision == "quantized" }.map(\.name))
+        #expect(quantized == ["layer.0.attn.q.weight", "layer.0.mlp.up.weight"])
+        for name in ["conv.weight", "rows.weight"] {
+            let r = try #require(m.tensors.first { $0.name == name })
+            #expect(r.decision == "kept" && r.reason.contains("fewer than min_elements 500"), "\(r.reason)")
+        }
+    }
+
+    @Test("options decode with missing keys as defaults, and round-trip through the manifest's JSON")
+    func optionsCoding() throws {
+        let d = JSONDecoder()
+        d.keyDecodingStrategy = .convertFromSnakeCase
+        let json = #"{"granularity": "channel", "min_sqnr": 30}"#
+        let partial = try d.decode(QuantizeOptions.self, from: Data(json.utf8))
+        var expected = QuantizeOptions()
+        expected.granularity = .channel
+        expected.minSQNR = 30
+        #expect(partial == expected)
+        var o = QuantizeOptions()
+        o.calibration = .entropy
+        o.scaleDtype = .bf16
+        o.fallback = .keep
+        o.minElements = 7
+        o.percentile = 99.5
+        let e = JSONEncoder()
+        e.keyEncodingStrategy = .convertToSnakeCase
+        let encoded = String(decoding: try e.encode(o), as: UTF8.self)
+        #expect(encoded.contains(#""scale_dtype":"bf16""#) && encoded.contains(#""calibration":"entropy""#))
+        #expect(try d.decode(QuantizeOptions.self, from: Data(encoded.utf8)) == o)
+        #expect(o.schemeDescription == "int8 symmetric group-128 entropy bf16-scales")
+    }
+
+    @Test("bad calibration options are refused as usage errors")
+    func badOptions() throws {
+        let s = try Setup(mixedCheckpoint())
+        defer { s.dir.remove() }
+        for change in [{ (o: inout QuantizeOptions) in o.percentile = 20 }, { $0.minSQNR = .nan },
+                       { $0.minElements = -1 }] {
+            var o = QuantizeOptions()
+            change(&o)
+            #expect { try Engine.quantize(input: s.input, output: s.output, options: o) } throws: { e in
+                (e as! EngineError).kind == .usage
+            }
+        }
+    }
+}
