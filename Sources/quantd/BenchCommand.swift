@@ -239,11 +239,12 @@ private final class BenchRunner {
         }
         Terminal.endStatus()
 
+        let defaults = QuantizeOptions()
         let report = BenchReport(
             quantdVersion: quantdVersion, startedAt: startedAt, machine: machine,
             settings: .init(size: options.size, sizes: options.sizeLabels, threads: threads, repeats: options.repeats,
                             kernelRepeats: options.kernelRepeats, seed: options.seed, dir: dir,
-                            scheme: "quantize defaults: per channel, symmetric, zstd level 3"),
+                            scheme: "quantize defaults: \(defaults.schemeDescription), zstd level \(defaults.level)"),
             checkpoint: checkpoint, kernels: kernels, endToEnd: endToEnd, outputsIdentical: identical,
             baselines: baselines,
             ratios: ratios(endToEnd: endToEnd, baselines: baselines, kernels: kernels, sizes: sizeRuns,
