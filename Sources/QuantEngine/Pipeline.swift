@@ -99,10 +99,13 @@ final class Pipeline: @unchecked Sendable {
         -> FileOutcome
     {
         let group = DispatchGroup()
-        for _ in 0..<threads {
-            DispatchQueue.global().async(group: group) { [self] in work() }
+        // One serial queue per worker and one for the hasher: serial queues overcommit, so each gets a thread of
+        // its own. On the global concurrent queue these loops, which block (window, budget, per-tensor waits),
+        // would share a pool only as wide as the cores.
+        for i in 0..<threads {
+            DispatchQueue(label: "quantd.worker.\(i)").async(group: group) { [self] in work() }
         }
-        DispatchQueue.global().async(group: group) { [self] in hashInput() }
+        DispatchQueue(label: "quantd.hasher").async(group: group) { [self] in hashInput() }
         var outcome: FileOutcome
         do throws(EngineError) {
             outcome = try write(output, progress: progress)
