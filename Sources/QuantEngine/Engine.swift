@@ -25,6 +25,11 @@ public enum Engine {
     /// The folder is staged beside `output` as `.NAME.tmp-*`, fsynced and renamed into place
     /// only when complete; on failure nothing is left behind. An existing `output` is refused
     /// unless `force`. Symlinks are never followed (resolve them before calling, if you mean them).
+    ///
+    /// `stagingTag` names the claimant in the staging folder (`.NAME.tmp-TAG-RANDOM`; default: the pid), so that
+    /// a daemon restarting beside others removes only its own stale staging. With a `budget`, a work unit that
+    /// needs more bytes at once than the whole budget (a tensor row, or a header, larger than it) is refused as
+    /// a bad input before anything is written, instead of being granted alone.
     public static func quantize(
         input: String,
         output: String,
@@ -33,6 +38,7 @@ public enum Engine {
         limits: HeaderLimits = HeaderLimits(),
         budget: ByteBudget? = nil,
         cancel: CancellationFlag? = nil,
+        stagingTag: String? = nil,
         progress: (@Sendable (Progress) -> Void)? = nil
     ) throws(EngineError) -> Manifest {
         let clock = ContinuousClock()
@@ -58,10 +64,12 @@ public enum Engine {
             let keep = options.keepNonFinite ? try nonFiniteCandidates(file, selection: selection) : []
             plans.append(Planner.plan(file: file, selection: selection, options: options, keep: keep))
         }
+        if let budget { try checkUnits(plans, fit: budget.capacity) }
         let t1 = clock.now
 
         try FileSystem.makeDirectories(parent, stage: "open")
-        let staging = "\(parent)/.\(name).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let tag = stagingTag ?? "\(getpid())"
+        let staging = "\(parent)/.\(name).tmp-\(tag)-\(UInt32.random(in: 0...UInt32.max))"
         try FileSystem.makeDirectory(staging, stage: "write")
         do throws(EngineError) {
             let threads = options.threads > 0 ? options.threads : Engine.cores
@@ -113,6 +121,22 @@ public enum Engine {
         } catch {
             FileSystem.removeTree(staging)
             throw error
+        }
+    }
+
+    /// Refuses a plan holding a unit larger than the whole memory budget: its buffers would be allocated
+    /// whatever the budget says.
+    private static func checkUnits(_ plans: [FilePlan], fit capacity: Int) throws(EngineError) {
+        for plan in plans {
+            for unit in plan.units where unit.budgetBytes > capacity {
+                var tensor: String?
+                var what = "the header"
+                if case .tile(let t, _, _) = unit.kind { (tensor, what) = (plan.tensors[t].info.name, "one row") }
+                if case .copy(let t, _) = unit.kind { (tensor, what) = (plan.tensors[t].info.name, "one piece") }
+                throw EngineError(.badInput, file: plan.sourcePath, tensor: tensor,
+                                  reason: "\(what) needs \(unit.budgetBytes) bytes at once, more than the whole "
+                                    + "memory budget of \(capacity) bytes", stage: "plan")
+            }
         }
     }
 
