@@ -150,12 +150,19 @@ public enum Engine {
             try FileSystem.exchange(staging, final, stage: "commit")
             FileSystem.removeTree(staging)
         } else {
+            let appeared = EngineError(.cannotCreateOutput, file: final,
+                                       reason: "appeared while quantizing (pass --force to replace it)", stage: "commit")
             do throws(EngineError) { try FileSystem.renameNoReplace(staging, final, stage: "commit") } catch {
-                if error.kind == .cannotCreateOutput {
-                    throw EngineError(.cannotCreateOutput, file: final,
-                                      reason: "appeared while quantizing (pass --force to replace it)", stage: "commit")
+                if error.kind == .cannotCreateOutput { throw appeared }
+                // No RENAME_NOREPLACE here (NFS answers EINVAL): rename() never replaces a non-empty folder, and
+                // the staging folder holds at least the manifest, so a plain rename still cannot replace an output.
+                guard error.errno == EINVAL else { throw error }
+                guard FileSystem.kind(final) == .missing else { throw appeared }
+                guard rename(staging, final) == 0 else {
+                    let e = errno
+                    if e == EEXIST || e == ENOTEMPTY || e == ENOTDIR { throw appeared }
+                    throw FileSystem.error("rename to '\(final)'", staging, stage: "commit", errno: e)
                 }
-                throw error
             }
         }
     }
