@@ -93,7 +93,8 @@ enum JobRunner {
             do throws(EngineError) {
                 result = .success(try Engine.quantize(
                     input: input, output: output, options: options, limits: limits, budget: budget,
-                    cancel: cancel, stagingTag: stagingTag, progress: { progress.report($0) }))
+                    cancel: cancel, stagingTag: stagingTag, maxUnitBytes: budget.capacity,
+                    progress: { progress.report($0) }))
             } catch {
                 result = .failure(error)
             }

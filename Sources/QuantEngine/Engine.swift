@@ -27,9 +27,9 @@ public enum Engine {
     /// unless `force`. Symlinks are never followed (resolve them before calling, if you mean them).
     ///
     /// `stagingTag` names the claimant in the staging folder (`.NAME.tmp-TAG-RANDOM`; default: the pid), so that
-    /// a daemon restarting beside others removes only its own stale staging. With a `budget`, a work unit that
-    /// needs more bytes at once than the whole budget (a tensor row, or a header, larger than it) is refused as
-    /// a bad input before anything is written, instead of being granted alone.
+    /// a daemon restarting beside others removes only its own stale staging. With `maxUnitBytes`, a work unit
+    /// that needs more bytes at once (a tensor row, or a header; the daemon passes its whole memory budget) is
+    /// refused as a bad input before anything is written; without it such a unit is granted the budget alone.
     public static func quantize(
         input: String,
         output: String,
@@ -39,6 +39,7 @@ public enum Engine {
         budget: ByteBudget? = nil,
         cancel: CancellationFlag? = nil,
         stagingTag: String? = nil,
+        maxUnitBytes: Int? = nil,
         progress: (@Sendable (Progress) -> Void)? = nil
     ) throws(EngineError) -> Manifest {
         let clock = ContinuousClock()
@@ -64,7 +65,7 @@ public enum Engine {
             let keep = options.keepNonFinite ? try nonFiniteCandidates(file, selection: selection) : []
             plans.append(Planner.plan(file: file, selection: selection, options: options, keep: keep))
         }
-        if let budget { try checkUnits(plans, fit: budget.capacity) }
+        if let maxUnitBytes { try checkUnits(plans, fit: maxUnitBytes) }
         let t1 = clock.now
 
         try FileSystem.makeDirectories(parent, stage: "open")
@@ -124,8 +125,8 @@ public enum Engine {
         }
     }
 
-    /// Refuses a plan holding a unit larger than the whole memory budget: its buffers would be allocated
-    /// whatever the budget says.
+    /// Refuses a plan holding a unit larger than `capacity` (the caller's memory budget): its buffers would be
+    /// allocated whatever the budget says.
     private static func checkUnits(_ plans: [FilePlan], fit capacity: Int) throws(EngineError) {
         for plan in plans {
             for unit in plan.units where unit.budgetBytes > capacity {
