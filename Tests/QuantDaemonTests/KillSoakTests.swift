@@ -22,12 +22,14 @@ struct KillSoakTests {
     static let kills = Int(ProcessInfo.processInfo.environment["QUANTD_SOAK_KILLS"] ?? "") ?? 30
 
     /// Where each input is: every name must be in exactly one place at every moment between kills.
-    func places(_ scratch: Scratch, of name: String) -> [String] {
-        var found: [String] = []
-        if scratch.names("incoming").contains(name) { found.append("incoming") }
-        if scratch.names("active").contains("soak." + name) { found.append("active") }
-        if scratch.names("done").contains(name) { found.append("done") }
-        if scratch.names("failed").contains(name) { found.append("failed") }
+    func places(_ scratch: Scratch) -> [String: [String]] {
+        var found: [String: [String]] = [:]
+        for folder in ["incoming", "active", "done", "failed"] {
+            for entry in scratch.names(folder) where !entry.hasPrefix(".") && !entry.hasSuffix(".error.json") {
+                let name = folder == "active" && entry.hasPrefix("soak.") ? String(entry.dropFirst(5)) : entry
+                found[name, default: []].append(folder)
+            }
+        }
         return found
     }
 
@@ -64,9 +66,10 @@ struct KillSoakTests {
             daemon.signal(SIGKILL)
             _ = try await daemon.waitForExit()
             // Between kills: each input in exactly one place, every output in out/ complete.
-            for name in good + bad {
-                let at = places(scratch, of: name)
-                #expect(at.count == 1, "round \(round): \(name) is in \(at)")
+            let at = places(scratch)
+            #expect(Set(at.keys) == Set(good + bad), "round \(round): nothing lost, nothing added")
+            for (name, folders) in at where folders.count != 1 {
+                Issue.record("round \(round): \(name) is in \(folders)")
             }
             for output in scratch.names("out") where !output.hasPrefix(".") && !verified.contains(output) {
                 let result = try runTool(quantdBinary, ["verify", scratch.spool + "/out/" + output])
