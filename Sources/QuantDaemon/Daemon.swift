@@ -230,6 +230,7 @@ public final class Daemon {
             schedule(nextWatchdog!)
         }
         if stopping == nil && now >= nextRescan {
+            recover(atStart: false)
             scan(now: now)
             nextRescan = now + config.rescanSeconds
         }
@@ -655,8 +656,8 @@ public final class Daemon {
 
     // MARK: Recovery
 
-    private func recover() {
-        let recovery = spool.recover(keepInputs: config.keepInputs)
+    private func recover(atStart: Bool = true) {
+        let recovery = spool.recover(keepInputs: config.keepInputs, atStart: atStart)
         for owner in recovery.deadInstances {
             logger.notice("instance_dead", metadata: [
                 "instance": .string(owner), "lock": .string(spool.lockPath(owner)),

@@ -123,9 +123,11 @@ enum FS {
         guard fsync(fd) == 0 else { throw SystemError("fsync", path: path, errno: errno) }
     }
 
-    /// Writes `bytes` to `path` through a temporary sibling, fsynced, then renamed over `path`.
-    static func writeAtomically(_ bytes: [UInt8], to path: String, mode: mode_t = 0o644) throws(SystemError) {
-        let temp = path + ".tmp-\(getpid())"
+    /// Writes `bytes` to `path` through a temporary sibling (`temp`, or `path.tmp-<pid>`), fsynced, then
+    /// renamed over `path`.
+    static func writeAtomically(_ bytes: [UInt8], to path: String, temp: String? = nil,
+                                mode: mode_t = 0o644) throws(SystemError) {
+        let temp = temp ?? path + ".tmp-\(getpid())"
         let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
         guard fd >= 0 else { throw SystemError("open", path: temp, errno: errno) }
         var failure: SystemError?
@@ -150,11 +152,9 @@ enum FS {
         }
     }
 
-    /// Writes `bytes` to a new file `path` (through a temporary sibling, fsynced), refusing to replace one
-    /// (EEXIST).
-    static func writeNew(_ bytes: [UInt8], to path: String) throws(SystemError) {
-        let temp = path + ".new-\(getpid())"
-        try writeAtomically(bytes, to: temp)
+    /// Writes `bytes` to a new file `path` through `temp` (fsynced), refusing to replace one (EEXIST).
+    static func writeNew(_ bytes: [UInt8], to path: String, temp: String) throws(SystemError) {
+        try writeAtomically(bytes, to: temp, temp: temp)
         defer { unlink(temp) }
         try renameNoReplace(temp, path)
     }

@@ -16,10 +16,13 @@ final class InstanceLock {
 
     deinit { close(fd) }
 
-    /// Takes the lock at `path` (created when missing), trying for `waitSeconds`; nil when another live
-    /// process holds it all that time.
-    static func acquire(_ path: String, waitSeconds: Double) throws(SystemError) -> InstanceLock? {
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o640)
+    /// Takes the lock at `path` (created when missing, with `create`), trying for `waitSeconds`; nil when
+    /// another live process holds it all that time. Another instance's lock is opened read-only (flock needs
+    /// no write access), so that daemons of different users in one group can judge each other.
+    static func acquire(_ path: String, waitSeconds: Double, create: Bool = true) throws(SystemError)
+        -> InstanceLock? {
+        let fd = create ? open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o640)
+            : open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
         guard fd >= 0 else { throw SystemError("open", path: path, errno: errno) }
         let deadline = FS.monotonicSeconds() + waitSeconds
         while flock(fd, LOCK_EX | LOCK_NB) != 0 {

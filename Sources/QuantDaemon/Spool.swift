@@ -116,9 +116,13 @@ public struct Spool: Sendable {
     public func lockPath(_ owner: String) -> String { locks + "/" + owner + ".lock" }
 
     /// The longest entry name (in bytes) this instance can take through the spool: its claim
-    /// `<instance>.NAME`, its journal, its staging `.STEM.tmp-<instance>-N` and its record
-    /// `NAME.error.json` (written through a temporary name) must each fit in 255 bytes.
-    public var maxNameBytes: Int { min(232, 236 - instance.utf8.count) }
+    /// `<instance>.NAME`, its journal, its staging `.STEM.tmp-<instance>-N`, and its record
+    /// `NAME.N.error.json` with the record's temporary `.NAME.N.error.json.tmp-<instance>` must each fit in
+    /// 255 bytes.
+    public var maxNameBytes: Int { min(226, 230 - instance.utf8.count) }
+
+    /// The temporary name a record is written under before it is renamed into place.
+    func recordTemp(_ name: String) -> String { failed + "/." + name + ".error.json.tmp-" + instance }
 
     /// Claims `incoming/NAME` by renaming it into `active/`. Returns false when it is gone
     /// (another daemon claimed it first); throws when the rename fails otherwise.
@@ -178,23 +182,23 @@ public struct Spool: Sendable {
     /// its record `failed/<name>.error.json`. Returns the name it got in `failed/`: `name`, or a shortened
     /// form of it when `name` is too long to hold a record beside it (the record keeps the whole name).
     func quarantine(from path: [UInt8], as name: String, record: FailureRecord) throws(SystemError) -> String {
-        let used = try move(path, into: failed, as: Self.storableName(name))
+        let used = try move(path, into: failed, as: storableName(name))
         var record = record
         record.quarantinedAs = used
-        try FS.writeAtomically(record.encoded(), to: failed + "/" + used + ".error.json")
+        try FS.writeAtomically(record.encoded(), to: failed + "/" + used + ".error.json", temp: recordTemp(used))
         try? FS.syncDirectory(failed)
         return used
     }
 
-    /// `name`, or when longer than 200 bytes its first 180 bytes (whole characters), `~`, a hash of the whole
-    /// name in hex, and the `.safetensors` suffix if it had one.
-    static func storableName(_ name: String) -> String {
-        guard name.utf8.count > 200 else { return name }
+    /// `name`, or when longer than `maxNameBytes` its first `maxNameBytes - 30` bytes (whole characters), `~`,
+    /// a hash of the whole name in hex, and the `.safetensors` suffix if it had one.
+    func storableName(_ name: String) -> String {
+        guard name.utf8.count > maxNameBytes else { return name }
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         for byte in name.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
         var prefix = ""
         for character in name.unicodeScalars {
-            guard prefix.utf8.count + String(character).utf8.count <= 180 else { break }
+            guard prefix.utf8.count + String(character).utf8.count <= maxNameBytes - 30 else { break }
             prefix.unicodeScalars.append(character)
         }
         let hex = String(hash, radix: 16)
@@ -223,7 +227,7 @@ public struct Spool: Sendable {
         public var removedStaging: [String] = []
         /// Entries of failed/ without a record (a crash between the move and the record), given one.
         public var recordsWritten: [String] = []
-        /// Other instances found dead (their lock free), whose leftovers were put right.
+        /// Other instances found dead (their lock free) that had left claims or staging, now put right.
         public var deadInstances: [String] = []
         /// Failures while recovering, in words.
         public var problems: [String] = []
@@ -233,9 +237,12 @@ public struct Spool: Sendable {
     /// `active/` go back to `incoming/` (or, when the journal shows their output was committed, on to
     /// `done/`), and their stale `out/.*.tmp-<instance>-*` staging folders are removed (nothing in them was
     /// committed). Claims and staging of live instances, and of unknown ones (no lock file), are left alone.
-    func recover(keepInputs: Bool) -> Recovery {
+    /// At start (`atStart`) this instance's own leftovers and records missing in `failed/` are put right too;
+    /// later passes (every rescan) look at dead instances only, so that a daemon that died beside live ones
+    /// does not keep its jobs until it restarts.
+    func recover(keepInputs: Bool, atStart: Bool) -> Recovery {
         var recovery = Recovery()
-        var owners: Set<String> = [instance]
+        var owners: Set<String> = atStart ? [instance] : []
         // Dead instances' locks, held while their leftovers are put right, released on return.
         var held: [InstanceLock] = []
         defer { held.removeAll() }
@@ -244,11 +251,12 @@ public struct Spool: Sendable {
                 guard let name = String(validating: raw, as: UTF8.self), name.hasSuffix(".lock") else { continue }
                 let owner = String(name.dropLast(".lock".count))
                 guard owner != instance, DaemonConfig.isValidInstance(owner),
-                      let lock = try? InstanceLock.acquire(lockPath(owner), waitSeconds: 0) else { continue }
+                      let lock = try? InstanceLock.acquire(lockPath(owner), waitSeconds: 0, create: false)
+                else { continue }
                 held.append(lock)
                 owners.insert(owner)
-                recovery.deadInstances.append(owner)
             }
+            guard !owners.isEmpty else { return recovery }
             recoverClaims(owners: owners, keepInputs: keepInputs, into: &recovery)
             for raw in try FS.listNames(out) {
                 guard let name = String(validating: raw, as: UTF8.self), name.hasPrefix("."),
@@ -261,10 +269,20 @@ public struct Spool: Sendable {
                 }
             }
             try? FS.syncDirectory(out)
-            recoverRecords(into: &recovery)
+            // Records half written when their daemon died: `.NAME.error.json.tmp-<owner>`.
+            for raw in try FS.listNames(failed) {
+                guard let name = String(validating: raw, as: UTF8.self), name.hasPrefix("."),
+                      let marker = name.lastIndex(of: "."), name[marker...].hasPrefix(".tmp-"),
+                      owners.contains(String(name[name.index(marker, offsetBy: 5)...])) else { continue }
+                unlink(failed + "/" + name)
+            }
+            if atStart { recoverRecords(into: &recovery) }
         } catch {
             recovery.problems.append(error.description)
         }
+        var touched = Set(recovery.requeued.map(\.owner) + recovery.finished.map(\.owner))
+        touched.formUnion(recovery.removedStaging.compactMap(Self.stagingOwner))
+        recovery.deadInstances = owners.subtracting([instance]).filter(touched.contains).sorted()
         return recovery
     }
 
@@ -343,14 +361,14 @@ public struct Spool: Sendable {
         guard let raws = try? FS.listNames(failed) else { return }
         let names = Set(raws.compactMap { String(validating: $0, as: UTF8.self) })
         for name in names.sorted() where !name.hasPrefix(".") && !name.hasSuffix(".error.json")
-            && !name.contains(".error.json.tmp-") && !names.contains(name + ".error.json") {
+            && !names.contains(name + ".error.json") {
             var record = FailureRecord(
                 name: name, reason: "moved to failed/ by a daemon that stopped before writing this record; "
                     + "the original reason is lost (see the log)", kind: "unknown", stage: "recovery",
                 instance: instance)
             record.quarantinedAs = name
             do {
-                try FS.writeNew(record.encoded(), to: failed + "/" + name + ".error.json")
+                try FS.writeNew(record.encoded(), to: failed + "/" + name + ".error.json", temp: recordTemp(name))
                 recovery.recordsWritten.append(name)
             } catch where error.errno == EEXIST {
                 continue

@@ -79,7 +79,7 @@ struct HostileCorpusTests {
         expected["linked-config"] = ("failed", "config.json")
         // Odd but legal names, the longest name this instance can take, and one byte more than the system allows.
         let instance = "hostile"
-        let longest = String(repeating: "n", count: min(232, 236 - instance.count) - 12) + ".safetensors"
+        let longest = String(repeating: "n", count: min(226, 230 - instance.count) - 12) + ".safetensors"
         let tooLong = String(repeating: "x", count: 255 - 12) + ".safetensors"
         for (index, name) in ["with spaces in it.safetensors", "ünïcødé 模型 🤖.safetensors", "new\nline.safetensors",
                               longest, tooLong].enumerated() {
