@@ -460,6 +460,7 @@ public final class Daemon {
             metrics.outputBytes += manifest.totals.compressedBytes
             metrics.lastCommitUnixSeconds = FS.unixSeconds()
             logger.info("committed", metadata: figures)
+            spool.removeJournal(name)
         case .failure(let error):
             if error.kind == .cancelled {
                 requeue(name, reason: "cancelled at shutdown", error: error, delay: nil)

@@ -165,10 +165,10 @@ public struct Spool: Sendable {
     }
 
     /// After a commit: the input goes to `done/` (or is deleted). Returns where it went, nil if deleted.
+    /// The journal stays until the caller has logged the commit (`removeJournal`): a journal without its claim
+    /// at the next start means a commit that may not have been logged.
     func finish(_ name: String, keepInput: Bool) throws(SystemError) -> String? {
-        let moved = try finish(claim: claimPath(name), as: name, keepInput: keepInput)
-        removeJournal(name)
-        return moved
+        try finish(claim: claimPath(name), as: name, keepInput: keepInput)
     }
 
     private func finish(claim: String, as name: String, keepInput: Bool) throws(SystemError) -> String? {
@@ -220,8 +220,9 @@ public struct Spool: Sendable {
     public struct Recovery: Sendable {
         /// Claims that went back to `incoming/`: (owner instance, claim name, name in incoming/).
         public var requeued: [(owner: String, from: String, to: String)] = []
-        /// Claims whose output had been committed just before a crash: finished now, not quantized again
-        /// (owner, name, output folder, where the input went or nil when deleted).
+        /// Claims whose output had been committed just before a crash: finished now, not quantized again; and
+        /// jobs finished just before a crash, maybe before their `committed` line (a journal left without its
+        /// claim). (owner, name, output folder, where the input is, or nil when deleted).
         public var finished: [(owner: String, name: String, output: String, input: String?)] = []
         /// Staging folders left by a crash, removed.
         public var removedStaging: [String] = []
@@ -315,12 +316,22 @@ public struct Spool: Sendable {
                 recovery.problems.append(error.description)
             }
         }
-        // Journals (and their temporary files) whose claim is gone: the job had finished.
+        // Journals (and their temporary files) whose claim is gone: the job had finished, and its daemon
+        // stopped before it logged the commit or just after.
         for name in names where name.hasPrefix(".") {
             let body = name.dropFirst()
             guard let dot = body.firstIndex(of: "."), owners.contains(String(body[..<dot])) else { continue }
+            let owner = String(body[..<dot])
             if name.hasSuffix(".job") {
-                if FS.exists(active + "/" + body.dropLast(".job".count)) { continue }
+                let claim = String(body.dropLast(".job".count))
+                if FS.exists(active + "/" + claim) { continue }
+                let original = String(claim.dropFirst(owner.count + 1))
+                if let bytes = try? FS.readFile(active + "/" + name, limit: 4096),
+                   let output = String(validating: bytes, as: UTF8.self), !output.isEmpty, !output.contains("/"),
+                   FS.exists(out + "/" + output + "/manifest.json") {
+                    let input = FS.exists(done + "/" + original) ? done + "/" + original : nil
+                    recovery.finished.append((owner: owner, name: original, output: output, input: input))
+                }
             } else if !name.contains(".job.tmp-") {
                 continue
             }

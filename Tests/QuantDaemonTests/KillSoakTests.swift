@@ -96,6 +96,8 @@ struct KillSoakTests {
         // Every line of every run is JSON (readLog throws otherwise).
         let lines = try last.lines()
         let events = lines.compactMap { $0["event"] as? String }
+        let told = lines.filter { ["committed", "commit_recovered"].contains($0["event"] as? String) }
+        #expect(Set(told.compactMap { $0["job"] as? String }) == Set(good), "the log tells each commit")
         #expect(events.filter { $0 == "started" }.count == Self.kills + 1)
         print("soak: \(events.filter { $0 == "started" }.count - 1) kills, \(killedWithClaims) with jobs claimed, "
               + "\(events.filter { $0 == "requeued" }.count) requeued, "

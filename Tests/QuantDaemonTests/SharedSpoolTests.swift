@@ -50,8 +50,9 @@ struct SharedSpoolTests {
         #expect(scratch.names("locks") == ["a.lock", "b.lock", "c.lock"])
     }
 
-    /// Daemon `live` starts while daemon `dead` is in the middle of a job and leaves it alone; once `dead` is
-    /// killed, `live` (at its next rescan) takes back its claim and staging and commits the job.
+    /// Daemon `live` starts while daemon `dead` is in the middle of a job (stopped there) and leaves it alone
+    /// over several rescans; once `dead` is killed, `live` (at its next rescan) takes back its claim and
+    /// staging and commits the job.
     @Test func liveInstanceIsLeftAloneDeadOneIsTakenBack() async throws {
         let scratch = try Scratch()
         defer { scratch.cleanUp() }
@@ -69,6 +70,8 @@ struct SharedSpoolTests {
         try await EngineJobTests().waitForStaging(scratch, "first")
         let staging = scratch.names("out").filter { $0.hasPrefix(".first.tmp-") }
         #expect(staging.count == 1 && staging.allSatisfy { $0.hasPrefix(".first.tmp-dead-") }, "\(staging)")
+        // Frozen in the middle of its job, but alive (its lock held): however fast the machine.
+        dead.signal(SIGSTOP)
 
         let live = try daemon("live")
         defer { live.stop() }
