@@ -360,8 +360,8 @@ public struct Spool: Sendable {
         let last = name[name.index(after: dot)...]
         guard last.hasPrefix("tmp-") else { return nil }
         let tag = last.dropFirst("tmp-".count)
-        guard let dash = tag.lastIndex(of: "-"), tag[tag.index(after: dash)...].allSatisfy({ $0.isASCII && $0.isNumber })
-        else { return nil }
+        guard let dash = tag.lastIndex(of: "-"),
+              tag[tag.index(after: dash)...].allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
         let owner = String(tag[..<dash])
         return DaemonConfig.isValidInstance(owner) ? owner : nil
     }

@@ -151,8 +151,9 @@ public enum Engine {
             try FileSystem.exchange(staging, final, stage: "commit")
             FileSystem.removeTree(staging)
         } else {
-            let appeared = EngineError(.cannotCreateOutput, file: final,
-                                       reason: "appeared while quantizing (pass --force to replace it)", stage: "commit")
+            let appeared = EngineError(
+                .cannotCreateOutput, file: final, reason: "appeared while quantizing (pass --force to replace it)",
+                stage: "commit")
             do throws(EngineError) { try FileSystem.renameNoReplace(staging, final, stage: "commit") } catch {
                 if error.kind == .cannotCreateOutput { throw appeared }
                 // No RENAME_NOREPLACE here (NFS answers EINVAL): rename() never replaces a non-empty folder, and

@@ -22,7 +22,8 @@ func generateCorpus(into folder: String, small: Bool = false) throws -> [CorpusC
     guard let python3 else { throw TestFailure("python3 not found") }
     let result = try runTool(python3, [packageRoot + "/scripts/hostile-corpus.py", folder] + (small ? ["--small"] : []))
     guard result.status == 0 else { throw TestFailure("hostile-corpus.py failed: \(result.stderr)") }
-    return try JSONDecoder().decode([CorpusCase].self, from: Data(contentsOf: URL(fileURLWithPath: folder + "/cases.json")))
+    let listing = try Data(contentsOf: URL(fileURLWithPath: folder + "/cases.json"))
+    return try JSONDecoder().decode([CorpusCase].self, from: listing)
 }
 
 /// Runs a program to its end; its output goes through files, so that a large one cannot block it.

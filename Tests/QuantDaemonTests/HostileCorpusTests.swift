@@ -81,8 +81,9 @@ struct HostileCorpusTests {
         let instance = "hostile"
         let longest = String(repeating: "n", count: min(226, 230 - instance.count) - 12) + ".safetensors"
         let tooLong = String(repeating: "x", count: 255 - 12) + ".safetensors"
-        for (index, name) in ["with spaces in it.safetensors", "ünïcødé 模型 🤖.safetensors", "new\nline.safetensors",
-                              longest, tooLong].enumerated() {
+        let names = ["with spaces in it.safetensors", "ünïcødé 模型 🤖.safetensors", "new\nline.safetensors", longest,
+                     tooLong]
+        for (index, name) in names.enumerated() {
             try Data(smallCheckpoint(seed: UInt64(40 + index))).write(to: URL(fileURLWithPath: incoming + name))
             expected[name] = name == tooLong ? ("failed", "names of at most") : ("ok", "")
         }
@@ -112,7 +113,8 @@ struct HostileCorpusTests {
                 #expect(verified.status == 0, "\(name): \(verified.stdout)")
                 continue
             }
-            let quarantined = name == tooLong ? try #require(failedNames.first { $0.hasPrefix("xxxx") && !$0.hasSuffix(".json") }) : name
+            let shortened = failedNames.first { $0.hasPrefix("xxxx") && !$0.hasSuffix(".json") }
+            let quarantined = name == tooLong ? try #require(shortened) : name
             #expect(failedNames.contains(quarantined), "\(name) in failed/")
             let record = try scratch.record(quarantined)
             #expect(record["name"] as? String == name)
@@ -130,6 +132,7 @@ struct HostileCorpusTests {
         // Every line parses (readLog throws otherwise) and names its event.
         let lines = try daemon.lines()
         #expect(lines.allSatisfy { $0["event"] is String && $0["time"] is String })
-        #expect(lines.filter { $0["event"] as? String == "failed" }.count == expected.values.count { $0.expect == "failed" })
+        let failures = expected.values.count { $0.expect == "failed" }
+        #expect(lines.filter { $0["event"] as? String == "failed" }.count == failures)
     }
 }

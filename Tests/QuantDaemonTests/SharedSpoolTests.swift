@@ -80,7 +80,8 @@ struct SharedSpoolTests {
         #expect(scratch.names("active") == [".dead.first.safetensors.job", "dead.first.safetensors"])
         #expect(scratch.names("out").filter { $0.hasPrefix(".") } == staging, "the live one's staging stays")
         let events = try live.lines().compactMap { $0["event"] as? String }
-        #expect(!events.contains("requeued") && !events.contains("staging_removed") && !events.contains("instance_dead"))
+        #expect(!events.contains("requeued") && !events.contains("staging_removed"))
+        #expect(!events.contains("instance_dead"))
 
         dead.signal(SIGKILL)
         _ = try await dead.waitForExit()
@@ -100,8 +101,8 @@ struct SharedSpoolTests {
     @Test func aSecondDaemonWithTheSameInstanceRefusesToStart() async throws {
         let scratch = try Scratch()
         defer { scratch.cleanUp() }
-        let first = try DaemonProcess(arguments: ["run", "--spool", scratch.spool, "--set", "instance=twin"] + Self.fast,
-                                      scratch: scratch)
+        let first = try DaemonProcess(
+            arguments: ["run", "--spool", scratch.spool, "--set", "instance=twin"] + Self.fast, scratch: scratch)
         defer { first.stop() }
         try await first.waitFor("watching")
         let second = try DaemonProcess(
