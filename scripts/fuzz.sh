@@ -3,7 +3,9 @@
 #   scripts/fuzz.sh build            build the harness (ASan + libFuzzer) into .build/fuzz
 #   scripts/fuzz.sh ci [RUNS]        deterministic short run: the generated seed corpus, then RUNS (100000)
 #                                    mutations from seed 1; exits non-zero on any finding
-#   scripts/fuzz.sh run SECONDS      long run; the corpus grows in .build/fuzz-corpus, findings land in
+#   scripts/fuzz.sh run SECONDS [FLAGS...]
+#                                    long run (FLAGS go to libFuzzer, e.g. -use_value_profile=1 -jobs=2);
+#                                    the corpus grows in .build/fuzz-corpus, findings land in
 #                                    .build/fuzz-findings (crash-*, leak-*, timeout-*), replay one with
 #                                    `.build/fuzz/x86_64-unknown-linux-gnu/debug/quantd-fuzz-header FILE`
 # The seeds come from scripts/hostile-corpus.py --small (every malformed-header kind, and legal files).
@@ -37,7 +39,7 @@ case "$mode" in
         mkdir -p .build/fuzz-corpus .build/fuzz-findings
         seeds .build/fuzz-seeds
         "$binary" -max_total_time="$seconds" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
-            -artifact_prefix=.build/fuzz-findings/ -print_final_stats=1 .build/fuzz-corpus .build/fuzz-seeds
+            -artifact_prefix=.build/fuzz-findings/ -print_final_stats=1 "${@:3}" .build/fuzz-corpus .build/fuzz-seeds
         ;;
     *) echo "usage: scripts/fuzz.sh build | ci [RUNS] | run SECONDS" >&2; exit 64 ;;
 esac

@@ -92,5 +92,6 @@ private func runDriver(
 public func fuzzerMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
     var count = argc
     var arguments = argv
+    atexit { unlink(scratchPath) }
     return runDriver(&count, &arguments) { data, size in fuzzOneInput(data, size) }
 }
