@@ -43,7 +43,8 @@ let package = Package(
         .target(
             name: "QuantDaemon",
             dependencies: [
-                "QuantEngine", "CLinux",
+                "QuantEngine", "SafeTensors", "CLinux",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -72,3 +73,12 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// The libFuzzer harness over the safetensors reader links only with `-sanitize=fuzzer`, so it is part of the
+// package only when QUANTD_FUZZ is set: scripts/fuzz.sh builds it with `QUANTD_FUZZ=1 swift build
+// --scratch-path .build/fuzz -Xswiftc -sanitize=fuzzer,address --product quantd-fuzz-header`.
+if Context.environment["QUANTD_FUZZ"] != nil {
+    package.targets.append(.executableTarget(
+        name: "FuzzHeader", dependencies: ["SafeTensors"], swiftSettings: [.unsafeFlags(["-parse-as-library"])]))
+    package.products.append(.executable(name: "quantd-fuzz-header", targets: ["FuzzHeader"]))
+}

@@ -31,6 +31,8 @@ install -d "$DESTDIR$PREFIX/bin" "$DESTDIR$unitdir" "$DESTDIR$PREFIX/lib/sysuser
 install -m 0755 "$binary" "$DESTDIR$PREFIX/bin/quantd"
 sed "s|/usr/local/bin/quantd|$PREFIX/bin/quantd|g" "$root/systemd/quantd.service" > "$DESTDIR$unitdir/quantd.service"
 chmod 0644 "$DESTDIR$unitdir/quantd.service"
+sed "s|/usr/local/bin/quantd|$PREFIX/bin/quantd|g" "$root/systemd/quantd@.service" > "$DESTDIR$unitdir/quantd@.service"
+chmod 0644 "$DESTDIR$unitdir/quantd@.service"
 install -m 0644 "$root/systemd/quantd.sysusers" "$DESTDIR$PREFIX/lib/sysusers.d/quantd.conf"
 install -m 0644 "$root/systemd/quantd.tmpfiles" "$DESTDIR$PREFIX/lib/tmpfiles.d/quantd.conf"
 install -m 0644 "$root/systemd/quantd.logrotate" "$DESTDIR/etc/logrotate.d/quantd"

@@ -1,5 +1,6 @@
 import Logging
 import QuantEngine
+import SafeTensors
 
 /// Everything `quantd run` can be told, with its built-in default. The file format is a strict
 /// subset of TOML (see `ConfigFile`); `config/quantd.toml` documents every key.
@@ -36,6 +37,22 @@ public struct DaemonConfig: Sendable, Equatable {
     public var instance: String
     /// How checkpoints are quantized (the `[quantize]` table).
     public var quantize = QuantizeOptions()
+    /// Bounds on what one input's headers may make the daemon allocate (the `[limits]` table): header
+    /// bytes, tensors per file and rank. A tensor row (or header) needing more bytes at once than the whole
+    /// memory budget is refused too (the engine checks its plan against `memory_budget_mib`).
+    public var limits = DaemonConfig.defaultLimits
+    /// Entries a folder input may hold (shards and side files): each shard is an open file and a header.
+    public var maxFolderEntries = 1024
+
+    /// The built-in header bounds: the reference reader's 100 MB header, at most 100 000 tensors per file
+    /// and rank 16.
+    public static let defaultLimits: HeaderLimits = {
+        var limits = HeaderLimits()
+        limits.maxHeaderBytes = 100_000_000
+        limits.maxTensors = 100_000
+        limits.maxRank = 16
+        return limits
+    }()
 
     /// The built-in defaults: a spool under `$XDG_STATE_HOME` (or `~/.local/state`), so that it
     /// works without root.
@@ -324,6 +341,18 @@ extension DaemonConfig {
         ConfigKeySpec(name: "quantize.keep_non_finite",
                       apply: { c, v throws(Refusal) in c.quantize.keepNonFinite = try bool(v) },
                       read: { flag($0.quantize.keepNonFinite) }),
+        ConfigKeySpec(name: "limits.max_header_bytes",
+                      apply: { c, v throws(Refusal) in c.limits.maxHeaderBytes = try int(v, 64...(1 << 31)) },
+                      read: { number($0.limits.maxHeaderBytes) }),
+        ConfigKeySpec(name: "limits.max_tensors",
+                      apply: { c, v throws(Refusal) in c.limits.maxTensors = try int(v, 1...(1 << 24)) },
+                      read: { number($0.limits.maxTensors) }),
+        ConfigKeySpec(name: "limits.max_rank",
+                      apply: { c, v throws(Refusal) in c.limits.maxRank = try int(v, 1...64) },
+                      read: { number($0.limits.maxRank) }),
+        ConfigKeySpec(name: "limits.max_folder_entries",
+                      apply: { c, v throws(Refusal) in c.maxFolderEntries = try int(v, 1...(1 << 20)) },
+                      read: { number($0.maxFolderEntries) }),
     ]
 }
 
@@ -356,7 +385,7 @@ enum ConfigFile {
                 let name = header.trimmed
                 guard name.hasSuffix("]"), name.count > 2 else { throw refuse(nil, "malformed table header") }
                 table = String(name.dropFirst().dropLast()).trimmed
-                guard table == "quantize" else { throw refuse(nil, "unknown table [\(table)]") }
+                guard table == "quantize" || table == "limits" else { throw refuse(nil, "unknown table [\(table)]") }
                 continue
             }
             guard let equals = line.firstIndex(of: "=") else { throw refuse(nil, "expected key = value") }

@@ -58,6 +58,8 @@ public final class Daemon {
     private let signals: SignalPipe
     private let completions: CompletionQueue
     private var watcher: InotifyWatcher?
+    /// `locks/<instance>.lock`, held until exit: tells other daemons on the spool this instance is alive.
+    private var lock: InstanceLock?
 
     private var candidates: [String: Candidate] = [:]
     private var sequence = 0
@@ -137,6 +139,22 @@ public final class Daemon {
             if sink.path != nil { FS.printError("quantd: \(error)") }
             return ExitCode.cannotCreate
         }
+        do {
+            // A restart may overlap the old process's last moments: wait a little for its lock.
+            lock = try InstanceLock.acquire(spool.lockPath(config.instance), waitSeconds: 3)
+        } catch {
+            logger.critical("start_failed", metadata: ["reason": .string(error.description)])
+            if sink.path != nil { FS.printError("quantd: \(error)") }
+            return ExitCode.cannotCreate
+        }
+        guard let lock else {
+            let reason = "instance '\(config.instance)' is already running on this spool "
+                + "(\(spool.lockPath(config.instance)) is locked): give each daemon its own instance"
+            logger.critical("start_failed", metadata: ["reason": .string(reason)])
+            if sink.path != nil { FS.printError("quantd: \(reason)") }
+            return ExitCode.cannotCreate
+        }
+        lock.describe("pid \(getpid()) on \(FS.hostName()) since \(FS.timestamp())")
         recover()
         if !config.poll {
             do {
@@ -212,6 +230,7 @@ public final class Daemon {
             schedule(nextWatchdog!)
         }
         if stopping == nil && now >= nextRescan {
+            recover(atStart: false)
             scan(now: now)
             nextRescan = now + config.rescanSeconds
         }
@@ -323,6 +342,20 @@ public final class Daemon {
                                        reason: "a \(what) is not a checkpoint; it was not opened or followed")
                 continue
             }
+            if name.utf8.count > spool.maxNameBytes {
+                quarantineFromIncoming(name, kind: "nameTooLong", stage: "scan",
+                                       reason: "the name is \(name.utf8.count) bytes; with instance "
+                                        + "'\(config.instance)' names of at most \(spool.maxNameBytes) bytes fit "
+                                        + "the claim, staging and record names (255 bytes each)")
+                continue
+            }
+            if entry.kind == .directory, let count = try? FS.listNames(path, limit: config.maxFolderEntries + 1).count,
+               count > config.maxFolderEntries {
+                quarantineFromIncoming(name, kind: "tooManyEntries", stage: "scan",
+                                       reason: "the folder holds more than \(config.maxFolderEntries) entries "
+                                        + "(limits.max_folder_entries)")
+                continue
+            }
             switch candidate.origin {
             case .renamedIn: break
             case .writing: continue
@@ -375,12 +408,21 @@ public final class Daemon {
             "job": .string(name), "claim": .string(spool.claimPath(name)),
             "output": .string(spool.out + "/" + outputName), "bytes": .stringConvertible(sourceBytes),
         ])
+        do {
+            try spool.writeJournal(name, output: outputName)
+        } catch {
+            logger.warning("journal_failed", metadata: [
+                "job": .string(name), "reason": .string(error.description),
+                "risk": .string("a crash right after the commit would quantize it again, under another name"),
+            ])
+        }
         let job = RunningJob(name: name, outputName: outputName, cancel: CancellationFlag(),
                              startedAt: FS.monotonicSeconds(), sourceBytes: sourceBytes)
         running[name] = job
         JobRunner.start(
             name: name, input: spool.claimPath(name), output: spool.out + "/" + outputName,
-            options: config.quantize, budget: budget, cancel: job.cancel,
+            options: config.quantize, limits: config.limits, budget: budget, stagingTag: config.instance,
+            cancel: job.cancel,
             progress: ProgressLog(logger: logger, interval: config.progressSeconds, job: name),
             completions: completions)
     }
@@ -418,6 +460,7 @@ public final class Daemon {
             metrics.outputBytes += manifest.totals.compressedBytes
             metrics.lastCommitUnixSeconds = FS.unixSeconds()
             logger.info("committed", metadata: figures)
+            spool.removeJournal(name)
         case .failure(let error):
             if error.kind == .cancelled {
                 requeue(name, reason: "cancelled at shutdown", error: error, delay: nil)
@@ -434,6 +477,7 @@ public final class Daemon {
                     name: name, reason: error.description, kind: error.kind.rawValue, stage: error.stage,
                     tensor: error.tensor, errno: error.errno, instance: config.instance)
                 quarantine(from: spool.claimPath(name), name: name, record: record)
+                spool.removeJournal(name)
             }
         }
         writeMetrics()
@@ -613,18 +657,39 @@ public final class Daemon {
 
     // MARK: Recovery
 
-    private func recover() {
-        let recovery = spool.recover()
-        for (from, to) in recovery.requeued {
+    private func recover(atStart: Bool = true) {
+        let recovery = spool.recover(keepInputs: config.keepInputs, atStart: atStart)
+        for owner in recovery.deadInstances {
+            logger.notice("instance_dead", metadata: [
+                "instance": .string(owner), "lock": .string(spool.lockPath(owner)),
+                "reason": .string("its lock is free: its claims and staging are taken back"),
+            ])
+        }
+        for (owner, from, to) in recovery.requeued {
             metrics.requeued += 1
             logger.notice("requeued", metadata: [
-                "job": .string(to), "reason": .string("claimed by this instance before a restart"),
-                "claim": .string(spool.active + "/" + from),
+                "job": .string(to), "claim": .string(spool.active + "/" + from), "instance": .string(owner),
+                "reason": .string(owner == config.instance ? "claimed by this instance before a restart"
+                                    : "claimed by instance '\(owner)', which is dead"),
+            ])
+        }
+        for (owner, name, output, input) in recovery.finished {
+            metrics.committed += 1
+            logger.notice("commit_recovered", metadata: [
+                "job": .string(name), "output": .string(spool.out + "/" + output), "instance": .string(owner),
+                "input": .string(input ?? "deleted"),
+                "reason": .string("committed before a crash; its manifest matches the claimed input"),
             ])
         }
         for name in recovery.removedStaging {
             logger.notice("staging_removed", metadata: [
                 "path": .string(spool.out + "/" + name), "reason": .string("left by an interrupted job"),
+            ])
+        }
+        for name in recovery.recordsWritten {
+            logger.warning("record_recovered", metadata: [
+                "path": .string(spool.failed + "/" + name + ".error.json"),
+                "reason": .string("a quarantined entry had no record (a crash between the move and the record)"),
             ])
         }
         for problem in recovery.problems {

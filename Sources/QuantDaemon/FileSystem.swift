@@ -1,4 +1,5 @@
 internal import CLinux
+internal import Crypto
 internal import Glibc
 
 /// A failed system call: which call, on which path, and the errno it returned.
@@ -58,11 +59,12 @@ enum FS {
     }
 
     /// Names in a folder (without "." and ".."), as raw bytes: a name need not be valid UTF-8.
-    static func listNames(_ path: String) throws(SystemError) -> [[UInt8]] {
+    /// At most `limit` names are read (a folder of millions of entries costs no more than that).
+    static func listNames(_ path: String, limit: Int = .max) throws(SystemError) -> [[UInt8]] {
         guard let dir = opendir(path) else { throw SystemError("opendir", path: path, errno: errno) }
         defer { closedir(dir) }
         var names: [[UInt8]] = []
-        while let entry = readdir(dir) {
+        while names.count < limit, let entry = readdir(dir) {
             let bytes = withUnsafeBytes(of: entry.pointee.d_name) { raw in
                 Array(raw.prefix(while: { $0 != 0 }))
             }
@@ -82,15 +84,35 @@ enum FS {
         try renameNoReplace(Array(from.utf8), to)
     }
 
+    ///
+    /// Where the filesystem has no RENAME_NOREPLACE (NFS answers EINVAL), a file (or symlink, FIFO...) is
+    /// moved with link() then unlink(), link refusing an existing target; a folder with rename() after a
+    /// check that the target is absent (a non-empty folder is never replaced by rename; an empty one could be).
     static func renameNoReplace(_ from: [UInt8], _ to: String) throws(SystemError) {
-        let result: Int32 = (from + [0]).withUnsafeBufferPointer { source in
+        let source = from + [0]
+        let result: Int32 = source.withUnsafeBufferPointer { source in
             source.withMemoryRebound(to: CChar.self) { source in
                 quantd_renameat2(AT_FDCWD, source.baseAddress!, AT_FDCWD, to, quantd_rename_noreplace)
             }
         }
-        if result != 0 {
-            throw SystemError("rename", path: String(decoding: from, as: UTF8.self) + " -> " + to, errno: errno)
+        guard result != 0 else { return }
+        var code = errno
+        if code == EINVAL {
+            code = source.withUnsafeBufferPointer { source in
+                source.withMemoryRebound(to: CChar.self) { source in
+                    var st = stat()
+                    guard lstat(source.baseAddress!, &st) == 0 else { return errno }
+                    if st.st_mode & S_IFMT == S_IFDIR {
+                        if exists(to) { return EEXIST }
+                        return rename(source.baseAddress!, to) == 0 ? 0 : errno
+                    }
+                    guard link(source.baseAddress!, to) == 0 else { return errno }
+                    return unlink(source.baseAddress!) == 0 ? 0 : errno
+                }
+            }
+            if code == 0 { return }
         }
+        throw SystemError("rename", path: String(decoding: from, as: UTF8.self) + " -> " + to, errno: code)
     }
 
     /// fsync a folder, which makes the renames and creations inside it durable.
@@ -101,9 +123,11 @@ enum FS {
         guard fsync(fd) == 0 else { throw SystemError("fsync", path: path, errno: errno) }
     }
 
-    /// Writes `bytes` to `path` through a temporary sibling, fsynced, then renamed over `path`.
-    static func writeAtomically(_ bytes: [UInt8], to path: String, mode: mode_t = 0o644) throws(SystemError) {
-        let temp = path + ".tmp-\(getpid())"
+    /// Writes `bytes` to `path` through a temporary sibling (`temp`, or `path.tmp-<pid>`), fsynced, then
+    /// renamed over `path`.
+    static func writeAtomically(_ bytes: [UInt8], to path: String, temp: String? = nil,
+                                mode: mode_t = 0o644) throws(SystemError) {
+        let temp = temp ?? path + ".tmp-\(getpid())"
         let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
         guard fd >= 0 else { throw SystemError("open", path: temp, errno: errno) }
         var failure: SystemError?
@@ -126,6 +150,35 @@ enum FS {
             unlink(temp)
             throw failure
         }
+    }
+
+    /// Writes `bytes` to a new file `path` through `temp` (fsynced), refusing to replace one (EEXIST).
+    static func writeNew(_ bytes: [UInt8], to path: String, temp: String) throws(SystemError) {
+        try writeAtomically(bytes, to: temp, temp: temp)
+        defer { unlink(temp) }
+        try renameNoReplace(temp, path)
+    }
+
+    /// The SHA-256 of a file's bytes in lowercase hex (not following a symlink).
+    static func sha256(_ path: String) throws(SystemError) -> String {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
+        guard fd >= 0 else { throw SystemError("open", path: path, errno: errno) }
+        defer { close(fd) }
+        var hasher = SHA256()
+        var chunk = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SystemError("read", path: path, errno: errno)
+            }
+            if n == 0 { break }
+            chunk.withUnsafeBytes { hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+        }
+        return hasher.finalize().map { byte in
+            let hex = String(byte, radix: 16)
+            return byte < 16 ? "0" + hex : hex
+        }.joined()
     }
 
     static func readFile(_ path: String, limit: Int = 16 << 20) throws(SystemError) -> [UInt8] {
@@ -159,13 +212,14 @@ enum FS {
         }
     }
 
-    /// The largest mtime, the total size and the number of entries under a folder: unchanged
-    /// figures over the settle window mean nobody is writing into it.
-    static func treeSignature(_ path: String) throws(SystemError) -> EntryStat {
+    /// The largest mtime, the total size and the number of entries of a folder and the entries in it (one
+    /// level: the engine reads no deeper), at most `limit` of them: unchanged figures over the settle window
+    /// mean nobody is writing into it.
+    static func treeSignature(_ path: String, limit: Int = 1 << 20) throws(SystemError) -> EntryStat {
         var total = try lstatEntry(path)
         guard total.kind == .directory else { return total }
-        for name in try listNames(path) {
-            let child = try treeSignature(path + "/" + String(decoding: name, as: UTF8.self))
+        for name in try listNames(path, limit: limit) {
+            let child = try lstatEntry(path + "/" + String(decoding: name, as: UTF8.self))
             total.size += child.size + 1
             total.mtimeNanoseconds = max(total.mtimeNanoseconds, child.mtimeNanoseconds)
         }

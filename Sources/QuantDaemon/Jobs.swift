@@ -1,6 +1,7 @@
 import Dispatch
 import Logging
 import QuantEngine
+import SafeTensors
 import Synchronization
 
 /// One job handed to the engine, as the main loop sees it.
@@ -82,15 +83,17 @@ enum JobRunner {
     /// Runs the blocking engine on a Dispatch queue (never on a Swift-concurrency thread) and
     /// pushes the outcome to `completions`.
     static func start(
-        name: String, input: String, output: String, options: QuantizeOptions, budget: ByteBudget,
-        cancel: CancellationFlag, progress: ProgressLog, completions: CompletionQueue
+        name: String, input: String, output: String, options: QuantizeOptions, limits: HeaderLimits,
+        budget: ByteBudget, stagingTag: String, cancel: CancellationFlag, progress: ProgressLog,
+        completions: CompletionQueue
     ) {
         DispatchQueue.global(qos: .utility).async {
             let started = FS.monotonicSeconds()
             let result: Result<Manifest, EngineError>
             do throws(EngineError) {
                 result = .success(try Engine.quantize(
-                    input: input, output: output, options: options, budget: budget, cancel: cancel,
+                    input: input, output: output, options: options, limits: limits, budget: budget,
+                    cancel: cancel, stagingTag: stagingTag, maxUnitBytes: budget.capacity,
                     progress: { progress.report($0) }))
             } catch {
                 result = .failure(error)

@@ -22,7 +22,9 @@ public struct Spool: Sendable {
     public var out: String { root + "/out" }
     public var done: String { root + "/done" }
     public var failed: String { root + "/failed" }
-    static let folders = ["incoming", "active", "out", "done", "failed"]
+    /// `locks/<instance>.lock`: one per daemon that ever ran here, held while it runs (see `InstanceLock`).
+    public var locks: String { root + "/locks" }
+    static let folders = ["incoming", "active", "out", "done", "failed", "locks"]
 
     /// Creates the folders when missing and checks that they are writable folders on one filesystem.
     public func prepare() throws(SpoolError) {
@@ -104,42 +106,104 @@ public struct Spool: Sendable {
     /// The path this daemon's claim of `name` lives at.
     public func claimPath(_ name: String) -> String { active + "/" + instance + "." + name }
 
+    /// `active/.<owner>.<NAME>.job`: the output folder name a claim is being quantized into, written before
+    /// the engine starts, so that a restart can tell a job that was committed just before a crash from one
+    /// that was not (and not quantize it twice).
+    func journalPath(_ name: String, owner: String? = nil) -> String {
+        active + "/." + (owner ?? instance) + "." + name + ".job"
+    }
+
+    public func lockPath(_ owner: String) -> String { locks + "/" + owner + ".lock" }
+
+    /// The longest entry name (in bytes) this instance can take through the spool: its claim
+    /// `<instance>.NAME`, its journal, its staging `.STEM.tmp-<instance>-N`, and its record
+    /// `NAME.N.error.json` with the record's temporary `.NAME.N.error.json.tmp-<instance>` must each fit in
+    /// 255 bytes.
+    public var maxNameBytes: Int { min(226, 230 - instance.utf8.count) }
+
+    /// The temporary name a record is written under before it is renamed into place.
+    func recordTemp(_ name: String) -> String { failed + "/." + name + ".error.json.tmp-" + instance }
+
     /// Claims `incoming/NAME` by renaming it into `active/`. Returns false when it is gone
     /// (another daemon claimed it first); throws when the rename fails otherwise.
+    ///
+    /// Over NFS a rename whose reply was lost is sent again and the retry fails (ENOENT) although the first
+    /// did the work; the claim name says whose it is, so a failed rename whose claim exists under this
+    /// instance's name, with the entry gone from incoming/, is this daemon's claim.
     func claim(_ name: String) throws(SystemError) -> Bool {
         do {
             try FS.renameNoReplace(incoming + "/" + name, claimPath(name))
-        } catch where error.errno == ENOENT {
-            return false
+        } catch {
+            let happened = error.errno != EEXIST && error.errno != ENOTEMPTY && FS.exists(claimPath(name))
+                && !FS.exists(incoming + "/" + name)
+            if !happened {
+                if error.errno == ENOENT { return false }
+                throw error
+            }
         }
         try? FS.syncDirectory(active)
         try? FS.syncDirectory(incoming)
         return true
     }
 
+    /// Records the output folder of a claimed job before the engine starts (see `journalPath`).
+    func writeJournal(_ name: String, output: String) throws(SystemError) {
+        try FS.writeAtomically(Array(output.utf8), to: journalPath(name))
+        try? FS.syncDirectory(active)
+    }
+
+    func removeJournal(_ name: String, owner: String? = nil) {
+        unlink(journalPath(name, owner: owner))
+    }
+
     /// Returns a claimed entry to `incoming/`; returns the name it got there.
     @discardableResult
     func requeue(_ name: String) throws(SystemError) -> String {
-        try move(claimPath(name), into: incoming, as: name)
+        let used = try move(claimPath(name), into: incoming, as: name)
+        removeJournal(name)
+        return used
     }
 
     /// After a commit: the input goes to `done/` (or is deleted). Returns where it went, nil if deleted.
+    /// The journal stays until the caller has logged the commit (`removeJournal`): a journal without its claim
+    /// at the next start means a commit that may not have been logged.
     func finish(_ name: String, keepInput: Bool) throws(SystemError) -> String? {
-        if keepInput { return done + "/" + (try move(claimPath(name), into: done, as: name)) }
-        try FS.removeTree(claimPath(name))
+        try finish(claim: claimPath(name), as: name, keepInput: keepInput)
+    }
+
+    private func finish(claim: String, as name: String, keepInput: Bool) throws(SystemError) -> String? {
+        if keepInput { return done + "/" + (try move(claim, into: done, as: name)) }
+        try FS.removeTree(claim)
         try? FS.syncDirectory(active)
         return nil
     }
 
     /// Moves a bad input (claimed, or still in incoming/ as raw name bytes) into `failed/` beside
-    /// its record `failed/<name>.error.json`. Returns the name it got in `failed/`.
+    /// its record `failed/<name>.error.json`. Returns the name it got in `failed/`: `name`, or a shortened
+    /// form of it when `name` is too long to hold a record beside it (the record keeps the whole name).
     func quarantine(from path: [UInt8], as name: String, record: FailureRecord) throws(SystemError) -> String {
-        let used = try move(path, into: failed, as: name)
+        let used = try move(path, into: failed, as: storableName(name))
         var record = record
         record.quarantinedAs = used
-        try FS.writeAtomically(record.encoded(), to: failed + "/" + used + ".error.json")
+        try FS.writeAtomically(record.encoded(), to: failed + "/" + used + ".error.json", temp: recordTemp(used))
         try? FS.syncDirectory(failed)
         return used
+    }
+
+    /// `name`, or when longer than `maxNameBytes` its first `maxNameBytes - 30` bytes (whole characters), `~`,
+    /// a hash of the whole name in hex, and the `.safetensors` suffix if it had one.
+    func storableName(_ name: String) -> String {
+        guard name.utf8.count > maxNameBytes else { return name }
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in name.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        var prefix = ""
+        for character in name.unicodeScalars {
+            guard prefix.utf8.count + String(character).utf8.count <= maxNameBytes - 30 else { break }
+            prefix.unicodeScalars.append(character)
+        }
+        let hex = String(hash, radix: 16)
+        return prefix + "~" + String(repeating: "0", count: 16 - hex.count) + hex
+            + (name.hasSuffix(".safetensors") ? ".safetensors" : "")
     }
 
     /// A free output folder name for `stem`: `out/STEM` or `out/STEM.2`, ... skipping `reserved`
@@ -154,33 +218,50 @@ public struct Spool: Sendable {
 
     /// What a start found and put right.
     public struct Recovery: Sendable {
-        /// Names this daemon had claimed and that went back to `incoming/` (old name, new name).
-        public var requeued: [(from: String, to: String)] = []
+        /// Claims that went back to `incoming/`: (owner instance, claim name, name in incoming/).
+        public var requeued: [(owner: String, from: String, to: String)] = []
+        /// Claims whose output had been committed just before a crash: finished now, not quantized again; and
+        /// jobs finished just before a crash, maybe before their `committed` line (a journal left without its
+        /// claim). (owner, name, output folder, where the input is, or nil when deleted).
+        public var finished: [(owner: String, name: String, output: String, input: String?)] = []
         /// Staging folders left by a crash, removed.
         public var removedStaging: [String] = []
+        /// Entries of failed/ without a record (a crash between the move and the record), given one.
+        public var recordsWritten: [String] = []
+        /// Other instances found dead (their lock free) that had left claims or staging, now put right.
+        public var deadInstances: [String] = []
         /// Failures while recovering, in words.
         public var problems: [String] = []
     }
 
-    /// At start: this daemon's claims in `active/` go back to `incoming/`; stale `out/.*.tmp-*`
-    /// staging folders are removed (nothing in them was committed).
-    func recover() -> Recovery {
+    /// At start, for this instance and for every instance whose lock nobody holds (dead ones): claims in
+    /// `active/` go back to `incoming/` (or, when the journal shows their output was committed, on to
+    /// `done/`), and their stale `out/.*.tmp-<instance>-*` staging folders are removed (nothing in them was
+    /// committed). Claims and staging of live instances, and of unknown ones (no lock file), are left alone.
+    /// At start (`atStart`) this instance's own leftovers and records missing in `failed/` are put right too;
+    /// later passes (every rescan) look at dead instances only, so that a daemon that died beside live ones
+    /// does not keep its jobs until it restarts.
+    func recover(keepInputs: Bool, atStart: Bool) -> Recovery {
         var recovery = Recovery()
-        let prefix = instance + "."
+        var owners: Set<String> = atStart ? [instance] : []
+        // Dead instances' locks, held while their leftovers are put right, released on return.
+        var held: [InstanceLock] = []
+        defer { held.removeAll() }
         do {
-            for raw in try FS.listNames(active) {
-                guard let name = String(validating: raw, as: UTF8.self), name.hasPrefix(prefix) else { continue }
-                let original = String(name.dropFirst(prefix.count))
-                do {
-                    let used = try move(active + "/" + name, into: incoming, as: original)
-                    recovery.requeued.append((from: name, to: used))
-                } catch {
-                    recovery.problems.append(error.description)
-                }
-            }
-            for raw in try FS.listNames(out) {
-                guard let name = String(validating: raw, as: UTF8.self), name.hasPrefix("."), name.contains(".tmp-")
+            for raw in try FS.listNames(locks) {
+                guard let name = String(validating: raw, as: UTF8.self), name.hasSuffix(".lock") else { continue }
+                let owner = String(name.dropLast(".lock".count))
+                guard owner != instance, DaemonConfig.isValidInstance(owner),
+                      let lock = try? InstanceLock.acquire(lockPath(owner), waitSeconds: 0, create: false)
                 else { continue }
+                held.append(lock)
+                owners.insert(owner)
+            }
+            guard !owners.isEmpty else { return recovery }
+            recoverClaims(owners: owners, keepInputs: keepInputs, into: &recovery)
+            for raw in try FS.listNames(out) {
+                guard let name = String(validating: raw, as: UTF8.self), name.hasPrefix("."),
+                      let owner = Self.stagingOwner(name), owners.contains(owner) else { continue }
                 do {
                     try FS.removeTree(out + "/" + name)
                     recovery.removedStaging.append(name)
@@ -188,10 +269,125 @@ public struct Spool: Sendable {
                     recovery.problems.append(error.description)
                 }
             }
+            try? FS.syncDirectory(out)
+            // Records half written when their daemon died: `.NAME.error.json.tmp-<owner>`.
+            for raw in try FS.listNames(failed) {
+                guard let name = String(validating: raw, as: UTF8.self), name.hasPrefix("."),
+                      let marker = name.lastIndex(of: "."), name[marker...].hasPrefix(".tmp-"),
+                      owners.contains(String(name[name.index(marker, offsetBy: 5)...])) else { continue }
+                unlink(failed + "/" + name)
+            }
+            if atStart { recoverRecords(into: &recovery) }
         } catch {
             recovery.problems.append(error.description)
         }
+        var touched = Set(recovery.requeued.map(\.owner) + recovery.finished.map(\.owner))
+        touched.formUnion(recovery.removedStaging.compactMap(Self.stagingOwner))
+        recovery.deadInstances = owners.subtracting([instance]).filter(touched.contains).sorted()
         return recovery
+    }
+
+    private func recoverClaims(owners: Set<String>, keepInputs: Bool, into recovery: inout Recovery) {
+        let names: [String]
+        do {
+            names = try FS.listNames(active).compactMap { String(validating: $0, as: UTF8.self) }
+        } catch {
+            recovery.problems.append(error.description)
+            return
+        }
+        for claim in names where !claim.hasPrefix(".") {
+            guard let dot = claim.firstIndex(of: "."), owners.contains(String(claim[..<dot])) else { continue }
+            let owner = String(claim[..<dot])
+            let original = String(claim[claim.index(after: dot)...])
+            let path = active + "/" + claim
+            let journal = journalPath(original, owner: owner)
+            do {
+                if let bytes = try? FS.readFile(journal, limit: 4096),
+                   let output = String(validating: bytes, as: UTF8.self), !output.isEmpty, !output.contains("/"),
+                   committed(output, holds: path) {
+                    let moved = try finish(claim: path, as: original, keepInput: keepInputs)
+                    recovery.finished.append((owner: owner, name: original, output: output, input: moved))
+                } else {
+                    let used = try move(path, into: incoming, as: original)
+                    recovery.requeued.append((owner: owner, from: claim, to: used))
+                }
+                removeJournal(original, owner: owner)
+            } catch {
+                recovery.problems.append(error.description)
+            }
+        }
+        // Journals (and their temporary files) whose claim is gone: the job had finished, and its daemon
+        // stopped before it logged the commit or just after.
+        for name in names where name.hasPrefix(".") {
+            let body = name.dropFirst()
+            guard let dot = body.firstIndex(of: "."), owners.contains(String(body[..<dot])) else { continue }
+            let owner = String(body[..<dot])
+            if name.hasSuffix(".job") {
+                let claim = String(body.dropLast(".job".count))
+                if FS.exists(active + "/" + claim) { continue }
+                let original = String(claim.dropFirst(owner.count + 1))
+                if let bytes = try? FS.readFile(active + "/" + name, limit: 4096),
+                   let output = String(validating: bytes, as: UTF8.self), !output.isEmpty, !output.contains("/"),
+                   FS.exists(out + "/" + output + "/manifest.json") {
+                    let input = FS.exists(done + "/" + original) ? done + "/" + original : nil
+                    recovery.finished.append((owner: owner, name: original, output: output, input: input))
+                }
+            } else if !name.contains(".job.tmp-") {
+                continue
+            }
+            unlink(active + "/" + name)
+        }
+    }
+
+    /// Whether `out/<output>` is the committed output of the claim at `path`: its manifest lists the
+    /// claim's files with their sizes and SHA-256.
+    func committed(_ output: String, holds path: String) -> Bool {
+        guard let bytes = try? FS.readFile(out + "/" + output + "/manifest.json", limit: 1 << 30),
+              let manifest = try? Manifest.decode(bytes), !manifest.sources.isEmpty,
+              let claim = try? FS.lstatEntry(path) else { return false }
+        for source in manifest.sources {
+            let file = claim.kind == .directory ? path + "/" + source.file : path
+            guard let entry = try? FS.lstatEntry(file), entry.kind == .file, entry.size == source.size,
+                  (try? FS.sha256(file)) == source.sha256 else { return false }
+        }
+        return true
+    }
+
+    /// The instance that wrote the staging folder `.NAME.tmp-<instance>-<random>`, or nil for another name
+    /// (instances hold no `.`, so the last `.tmp-` starts the tag).
+    static func stagingOwner(_ name: String) -> String? {
+        guard name.hasPrefix("."), let dot = name.lastIndex(of: "."), dot != name.startIndex else { return nil }
+        let last = name[name.index(after: dot)...]
+        guard last.hasPrefix("tmp-") else { return nil }
+        let tag = last.dropFirst("tmp-".count)
+        guard let dash = tag.lastIndex(of: "-"),
+              tag[tag.index(after: dash)...].allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
+        let owner = String(tag[..<dash])
+        return DaemonConfig.isValidInstance(owner) ? owner : nil
+    }
+
+    /// An entry of failed/ without its record was moved there by a daemon that stopped before writing it:
+    /// it gets a record saying so. Never replaces a record (a live daemon may be writing the real one).
+    private func recoverRecords(into recovery: inout Recovery) {
+        guard let raws = try? FS.listNames(failed) else { return }
+        let names = Set(raws.compactMap { String(validating: $0, as: UTF8.self) })
+        for name in names.sorted() where !name.hasPrefix(".") && !name.hasSuffix(".error.json")
+            && !names.contains(name + ".error.json") {
+            var record = FailureRecord(
+                name: name, reason: "moved to failed/ by a daemon that stopped before writing this record; "
+                    + "the original reason is lost (see the log)", kind: "unknown", stage: "recovery",
+                instance: instance)
+            record.quarantinedAs = name
+            do {
+                try FS.writeNew(record.encoded(), to: failed + "/" + name + ".error.json", temp: recordTemp(name))
+                recovery.recordsWritten.append(name)
+            } catch where error.errno == EEXIST {
+                continue
+            } catch {
+                recovery.problems.append(error.description)
+            }
+        }
+        try? FS.syncDirectory(failed)
     }
 }
 

@@ -29,7 +29,7 @@ public struct SpoolStatus: Sendable {
         var status = SpoolStatus(spool: spool.root)
         do {
             status.waiting = try entries(spool.incoming).filter { !Spool.isIgnored($0.name) }
-            status.active = try entries(spool.active)
+            status.active = try entries(spool.active).filter { !$0.name.hasPrefix(".") }
             var jobs: [Job] = []
             for entry in try entries(spool.out) where entry.kind == "directory" && !entry.name.hasPrefix(".") {
                 guard let bytes = try? FS.readFile(spool.out + "/" + entry.name + "/manifest.json"),

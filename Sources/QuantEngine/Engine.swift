@@ -25,6 +25,11 @@ public enum Engine {
     /// The folder is staged beside `output` as `.NAME.tmp-*`, fsynced and renamed into place
     /// only when complete; on failure nothing is left behind. An existing `output` is refused
     /// unless `force`. Symlinks are never followed (resolve them before calling, if you mean them).
+    ///
+    /// `stagingTag` names the claimant in the staging folder (`.NAME.tmp-TAG-RANDOM`; default: the pid), so that
+    /// a daemon restarting beside others removes only its own stale staging. With `maxUnitBytes`, a work unit
+    /// that needs more bytes at once (a tensor row, or a header; the daemon passes its whole memory budget) is
+    /// refused as a bad input before anything is written; without it such a unit is granted the budget alone.
     public static func quantize(
         input: String,
         output: String,
@@ -33,6 +38,8 @@ public enum Engine {
         limits: HeaderLimits = HeaderLimits(),
         budget: ByteBudget? = nil,
         cancel: CancellationFlag? = nil,
+        stagingTag: String? = nil,
+        maxUnitBytes: Int? = nil,
         progress: (@Sendable (Progress) -> Void)? = nil
     ) throws(EngineError) -> Manifest {
         let clock = ContinuousClock()
@@ -60,10 +67,12 @@ public enum Engine {
             plans.append(Planner.plan(file: file, selection: selection, options: options, keep: keep,
                                       guarded: guarded))
         }
+        if let maxUnitBytes { try checkUnits(plans, fit: maxUnitBytes) }
         let t1 = clock.now
 
         try FileSystem.makeDirectories(parent, stage: "open")
-        let staging = "\(parent)/.\(name).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let tag = stagingTag ?? "\(getpid())"
+        let staging = "\(parent)/.\(name).tmp-\(tag)-\(UInt32.random(in: 0...UInt32.max))"
         try FileSystem.makeDirectory(staging, stage: "write")
         do throws(EngineError) {
             let threads = options.threads > 0 ? options.threads : Engine.cores
@@ -118,6 +127,22 @@ public enum Engine {
         }
     }
 
+    /// Refuses a plan holding a unit larger than `capacity` (the caller's memory budget): its buffers would be
+    /// allocated whatever the budget says.
+    private static func checkUnits(_ plans: [FilePlan], fit capacity: Int) throws(EngineError) {
+        for plan in plans {
+            for unit in plan.units where unit.budgetBytes > capacity {
+                var tensor: String?
+                var what = "the header"
+                if case .tile(let t, _, _) = unit.kind { (tensor, what) = (plan.tensors[t].info.name, "one row") }
+                if case .copy(let t, _) = unit.kind { (tensor, what) = (plan.tensors[t].info.name, "one piece") }
+                throw EngineError(.badInput, file: plan.sourcePath, tensor: tensor,
+                                  reason: "\(what) needs \(unit.budgetBytes) bytes at once, more than the whole "
+                                    + "memory budget of \(capacity) bytes", stage: "plan")
+            }
+        }
+    }
+
     /// Cores this process may run on.
     public static var cores: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
 
@@ -128,12 +153,20 @@ public enum Engine {
             try FileSystem.exchange(staging, final, stage: "commit")
             FileSystem.removeTree(staging)
         } else {
+            let appeared = EngineError(
+                .cannotCreateOutput, file: final, reason: "appeared while quantizing (pass --force to replace it)",
+                stage: "commit")
             do throws(EngineError) { try FileSystem.renameNoReplace(staging, final, stage: "commit") } catch {
-                if error.kind == .cannotCreateOutput {
-                    throw EngineError(.cannotCreateOutput, file: final,
-                                      reason: "appeared while quantizing (pass --force to replace it)", stage: "commit")
+                if error.kind == .cannotCreateOutput { throw appeared }
+                // No RENAME_NOREPLACE here (NFS answers EINVAL): rename() never replaces a non-empty folder, and
+                // the staging folder holds at least the manifest, so a plain rename still cannot replace an output.
+                guard error.errno == EINVAL else { throw error }
+                guard FileSystem.kind(final) == .missing else { throw appeared }
+                guard rename(staging, final) == 0 else {
+                    let e = errno
+                    if e == EEXIST || e == ENOTEMPTY || e == ENOTDIR { throw appeared }
+                    throw FileSystem.error("rename to '\(final)'", staging, stage: "commit", errno: e)
                 }
-                throw error
             }
         }
     }

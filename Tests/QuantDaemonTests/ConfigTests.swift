@@ -64,6 +64,9 @@ struct ConfigTests {
         ("[quantize]\nexclude = [\"(\"]", "quantize.exclude", "invalid regular expression"),
         ("instance = \"a.b\"", "instance", "letters"),
         ("poll = yes", "poll", "expected a quoted string"),
+        ("[limits]\nmax_tensors = 0", "limits.max_tensors", "between 1 and"),
+        ("[limits]\nmax_rank = 65", "limits.max_rank", "between 1 and 64"),
+        ("[limits]\nmax_header_bytes = \"big\"", "limits.max_header_bytes", "expected an integer"),
     ])
     func invalidValuesNameTheKey(text: String, key: String, reason: String) {
         var config = DaemonConfig(environment: [:])
@@ -103,5 +106,29 @@ struct ConfigTests {
         #expect(throws: ConfigError.self) {
             try DaemonConfig.load(file: file, overrides: [.assignment("max_jobs")], environment: [:])
         }
+    }
+
+    @Test func limitsTableSetsTheBounds() throws {
+        var config = DaemonConfig(environment: [:])
+        try config.apply(fileText: "[limits]\nmax_header_bytes = 4096\nmax_tensors = 10\nmax_rank = 4\n"
+                            + "max_folder_entries = 3\n", source: "f.toml")
+        #expect(config.limits.maxHeaderBytes == 4096 && config.limits.maxTensors == 10 && config.limits.maxRank == 4)
+        #expect(config.maxFolderEntries == 3)
+        #expect(DaemonConfig(environment: [:]).limits.maxTensors == 100_000)
+    }
+
+    /// Names derived from an entry name (staging, records) stay within 255 bytes, and staging names say whose
+    /// they are.
+    @Test func derivedNamesFitAndStagingNamesTheirOwner() {
+        let spool = Spool(root: "/s", instance: String(repeating: "i", count: 64))
+        let long = String(repeating: "é", count: 200) + ".safetensors"
+        let stored = spool.storableName(long)
+        #expect(stored.utf8.count <= spool.maxNameBytes && stored.hasSuffix(".safetensors"))
+        #expect(stored != spool.storableName(String(repeating: "é", count: 201) + ".safetensors"))
+        #expect(("." + stored + ".9999.error.json.tmp-" + spool.instance).utf8.count <= 255)
+        #expect(Spool.stagingOwner(".model.tmp-host-1-4000000000") == "host-1")
+        #expect(Spool.stagingOwner(".a.b.tmp-x.tmp-me-12") == "me")
+        #expect(Spool.stagingOwner(".model.tmp-12345") == nil, "a pid alone names no instance")
+        #expect(Spool.stagingOwner("model.tmp-me-1") == nil)
     }
 }

@@ -172,21 +172,32 @@ struct DaemonLifecycleTests {
     @Test func restartRequeuesOwnClaimsAndRemovesStaleStaging() async throws {
         let scratch = try Scratch()
         defer { scratch.cleanUp() }
-        for folder in ["incoming", "active", "out/.x.tmp-1234", "done", "failed"] {
+        // Staging of this instance, of another one (no lock file: unknown, maybe alive elsewhere), and of a
+        // `quantd quantize` run (a pid, no instance).
+        for folder in ["incoming", "active", "out/.x.tmp-me-1234", "out/.y.tmp-other-99", "out/.z.tmp-4321", "done",
+                       "failed", "locks"] {
             try FileManager.default.createDirectory(
                 atPath: scratch.spool + "/" + folder, withIntermediateDirectories: true)
         }
-        FileManager.default.createFile(atPath: scratch.spool + "/out/.x.tmp-1234/part", contents: Data([1]))
-        FileManager.default.createFile(atPath: scratch.spool + "/active/me.x.txt", contents: Data([1]))
-        FileManager.default.createFile(atPath: scratch.spool + "/active/other.y.safetensors", contents: Data([1]))
+        _ = FileManager.default.createFile(atPath: scratch.spool + "/out/.x.tmp-me-1234/part", contents: Data([1]))
+        _ = FileManager.default.createFile(atPath: scratch.spool + "/active/me.x.txt", contents: Data([1]))
+        _ = FileManager.default.createFile(atPath: scratch.spool + "/active/other.y.safetensors", contents: Data([1]))
+        // A journal whose claim is gone (the job had finished), and an entry of failed/ without its record.
+        _ = FileManager.default.createFile(atPath: scratch.spool + "/active/.me.w.safetensors.job",
+                                           contents: Data("w".utf8))
+        _ = FileManager.default.createFile(atPath: scratch.spool + "/failed/lost.safetensors", contents: Data([1]))
         let daemon = try DaemonProcess(
             arguments: ["run", "--spool", scratch.spool, "--set", "instance=me"] + Self.fast, scratch: scratch)
         defer { daemon.stop() }
         let requeued = try await daemon.waitFor("requeued")
         #expect(requeued.first?["job"] as? String == "x.txt")
         try await daemon.waitFor("staging_removed")
-        #expect(scratch.names("out") == [])
+        #expect(scratch.names("out") == [".y.tmp-other-99", ".z.tmp-4321"], "only this instance's staging goes")
         #expect(scratch.names("active") == ["other.y.safetensors"], "another instance's claim is left alone")
+        let recovered = try await daemon.waitFor("record_recovered")
+        #expect((recovered.first?["path"] as? String)?.hasSuffix("failed/lost.safetensors.error.json") == true)
+        #expect(try scratch.record("lost.safetensors")["kind"] as? String == "unknown")
+        #expect(scratch.names("locks") == ["me.lock"])
         // The requeued entry goes its way (here: quarantined, it is no checkpoint).
         try await daemon.waitFor("failed") { $0["job"] as? String == "x.txt" }
         daemon.signal(SIGTERM)

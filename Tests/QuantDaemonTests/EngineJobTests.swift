@@ -175,7 +175,8 @@ struct EngineJobTests {
             _ = try await daemon.waitForExit()
             // No partial output under its final name; the input is still in the spool.
             #expect(!FileManager.default.fileExists(atPath: scratch.spool + "/out/big"), "round \(round)")
-            #expect(scratch.names("active") == ["crashy.big.safetensors"], "round \(round)")
+            #expect(scratch.names("active") == [".crashy.big.safetensors.job", "crashy.big.safetensors"],
+                    "the claim and its journal, round \(round)")
             let out = scratch.names("out")
             #expect(out.allSatisfy { $0.hasPrefix(".big.tmp-") }, "only staging: \(out)")
         }

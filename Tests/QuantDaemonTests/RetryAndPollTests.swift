@@ -23,19 +23,19 @@ struct RetryAndPollTests {
 
     static let isRoot = getuid() == 0
 
-    /// A spool on a 1 MiB tmpfs: the input fits, its output does not (ENOSPC), so the job goes
-    /// back to the queue with a growing delay instead of being quarantined.
+    /// A spool on a 1 MiB tmpfs: the input fits, its output does not (ENOSPC), so the job goes back to the
+    /// queue with a growing delay instead of being quarantined, its staging removed each time; once the
+    /// filesystem grows, the job completes by itself.
     @Test(.enabled(if: isRoot, "needs root to mount a small tmpfs"))
-    func noSpaceIsTransientAndRequeuedWithBackoff() async throws {
+    func noSpaceIsTransientRequeuedWithBackoffAndCompletesOnceSpaceReturns() async throws {
         let scratch = try Scratch()
         defer { scratch.cleanUp() }
         try FileManager.default.createDirectory(atPath: scratch.spool, withIntermediateDirectories: true)
-        let mount = Process()
-        mount.executableURL = URL(fileURLWithPath: "/bin/mount")
-        mount.arguments = ["-t", "tmpfs", "-o", "size=1m", "tmpfs", scratch.spool]
-        try mount.run()
-        mount.waitUntilExit()
-        try #require(mount.terminationStatus == 0)
+        func mount(_ options: String) throws {
+            let result = try runTool("/bin/mount", ["-t", "tmpfs", "-o", options, "tmpfs", scratch.spool])
+            try #require(result.status == 0, "mount -o \(options): \(result.stderr)")
+        }
+        try mount("size=1m")
         defer { umount2(scratch.spool, Int32(MNT_DETACH)) }
         let daemon = try DaemonProcess(
             arguments: ["run", "--spool", scratch.spool, "--settle-seconds", "0", "--threads", "1",
@@ -47,13 +47,23 @@ struct RetryAndPollTests {
         try scratch.drop(smallCheckpoint(seed: 22, layers: 4, rows: 256, cols: 224), as: "tight.safetensors")
         let requeued = try await daemon.waitFor("requeued", count: 3)
         #expect(requeued.allSatisfy { $0["errno"] as? Int == Int(ENOSPC) })
+        #expect(requeued.allSatisfy { $0["error"] as? String == "No space left on device" })
         #expect(requeued.allSatisfy { $0["job"] as? String == "tight.safetensors" })
-        #expect(requeued.compactMap { $0["retry_in_seconds"] as? Double } == [0.2, 0.4, 0.4])
-        #expect(requeued.compactMap { $0["attempt"] as? Int } == [1, 2, 3])
+        #expect(requeued.prefix(3).compactMap { $0["retry_in_seconds"] as? Double } == [0.2, 0.4, 0.4])
+        #expect(requeued.prefix(3).compactMap { $0["attempt"] as? Int } == [1, 2, 3])
+        #expect(scratch.names("failed").isEmpty, "not quarantined")
+        let queued = scratch.names("incoming") + scratch.names("active").filter { !$0.hasPrefix(".") }
+        #expect(queued.count == 1 && queued.allSatisfy { $0.hasSuffix("tight.safetensors") }, "still queued: \(queued)")
+
+        // Space returns: the next retry commits, with nothing left of the failed attempts.
+        try mount("remount,size=16m")
+        let committed = try await daemon.waitFor("committed", timeout: 60)
+        #expect(committed.first?["job"] as? String == "tight.safetensors")
+        #expect(scratch.names("out") == ["tight"], "every failed attempt's staging was removed")
+        #expect(try runTool(quantdBinary, ["verify", scratch.spool + "/out/tight"]).status == 0)
+        #expect(scratch.names("done") == ["tight.safetensors"])
         #expect(try daemon.lines().allSatisfy { $0["event"] as? String != "failed" })
-        #expect(scratch.names("failed").isEmpty)
         daemon.signal(SIGTERM)
         #expect(try await daemon.waitForExit() == 0)
-        #expect(scratch.names("incoming") == ["tight.safetensors"], "the input waits in the queue, intact")
     }
 }

@@ -97,11 +97,14 @@ final class DaemonProcess {
     let stderrPath: String
     let logPath: String?
 
-    init(arguments: [String], scratch: Scratch, environment: [String: String] = [:], logToFile: Bool = true) throws {
+    /// `logFile` overrides the scratch folder's log (several daemons, one log each).
+    init(arguments: [String], scratch: Scratch, environment: [String: String] = [:], logToFile: Bool = true,
+         logFile: String? = nil) throws {
         process.executableURL = URL(fileURLWithPath: quantdBinary)
         var arguments = arguments
-        if logToFile { arguments += ["--log-file", scratch.log] }
-        logPath = logToFile ? scratch.log : nil
+        let log = logFile ?? scratch.log
+        if logToFile { arguments += ["--log-file", log] }
+        logPath = logToFile ? log : nil
         process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         env["NOTIFY_SOCKET"] = nil
