@@ -247,6 +247,31 @@ extension DaemonConfig {
         return d
     }
 
+    /// One of an enumeration's raw values.
+    private static func choice<E: RawRepresentable & CaseIterable>(_ v: ConfigValue, _: E.Type) throws(Refusal) -> E
+        where E.RawValue == String
+    {
+        let s = try string(v)
+        guard let e = E(rawValue: s) else {
+            let names = E.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")
+            throw Refusal(reason: "expected one of \(names), got \"\(s)\"")
+        }
+        return e
+    }
+
+    private static func real(_ v: ConfigValue, _ range: ClosedRange<Double>) throws(Refusal) -> Double {
+        let d: Double
+        switch v {
+        case .integer(let i): d = Double(i)
+        case .float(let f): d = f
+        default: throw Refusal(reason: "expected a number")
+        }
+        guard d.isFinite, range.contains(d) else {
+            throw Refusal(reason: "must be between \(range.lowerBound) and \(range.upperBound), got \(d)")
+        }
+        return d
+    }
+
     private static func patterns(_ v: ConfigValue) throws(Refusal) -> [String] {
         guard case .strings(let list) = v else { throw Refusal(reason: "expected an array of quoted strings") }
         for pattern in list {
@@ -320,6 +345,33 @@ extension DaemonConfig {
             }
             c.quantize.granularity = g
         }, read: { .string($0.quantize.granularity.rawValue) }),
+        ConfigKeySpec(name: "quantize.calibration",
+                      apply: { c, v throws(Refusal) in
+                          c.quantize.calibration = try choice(v, QuantizeOptions.Calibration.self)
+                      },
+                      read: { .string($0.quantize.calibration.rawValue) }),
+        ConfigKeySpec(name: "quantize.percentile",
+                      apply: { c, v throws(Refusal) in c.quantize.percentile = try real(v, 50...100) },
+                      read: { number($0.quantize.percentile) }),
+        ConfigKeySpec(name: "quantize.scale_dtype",
+                      apply: { c, v throws(Refusal) in
+                          c.quantize.scaleDtype = try choice(v, QuantizeOptions.ScaleDtype.self)
+                      },
+                      read: { .string($0.quantize.scaleDtype.rawValue) }),
+        ConfigKeySpec(name: "quantize.min_sqnr",
+                      apply: { c, v throws(Refusal) in
+                          let db = try real(v, 0...200)
+                          c.quantize.minSQNR = db > 0 ? db : nil
+                      },
+                      read: { number($0.quantize.minSQNR ?? 0) }),
+        ConfigKeySpec(name: "quantize.fallback",
+                      apply: { c, v throws(Refusal) in
+                          c.quantize.fallback = try choice(v, QuantizeOptions.Fallback.self)
+                      },
+                      read: { .string($0.quantize.fallback.rawValue) }),
+        ConfigKeySpec(name: "quantize.min_elements",
+                      apply: { c, v throws(Refusal) in c.quantize.minElements = try int(v, 0...Int(Int32.max)) },
+                      read: { number($0.quantize.minElements) }),
         ConfigKeySpec(name: "quantize.group_size",
                       apply: { c, v throws(Refusal) in c.quantize.groupSize = try int(v, 1...(1 << 20)) },
                       read: { number($0.quantize.groupSize) }),

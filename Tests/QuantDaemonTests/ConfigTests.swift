@@ -67,6 +67,10 @@ struct ConfigTests {
         ("[limits]\nmax_tensors = 0", "limits.max_tensors", "between 1 and"),
         ("[limits]\nmax_rank = 65", "limits.max_rank", "between 1 and 64"),
         ("[limits]\nmax_header_bytes = \"big\"", "limits.max_header_bytes", "expected an integer"),
+        ("[quantize]\ncalibration = \"magic\"", "quantize.calibration", "expected one of \"absmax\""),
+        ("[quantize]\npercentile = 101", "quantize.percentile", "between 50.0 and 100.0"),
+        ("[quantize]\nscale_dtype = \"f8\"", "quantize.scale_dtype", "expected one of"),
+        ("[quantize]\nmin_sqnr = -3", "quantize.min_sqnr", "between"),
     ])
     func invalidValuesNameTheKey(text: String, key: String, reason: String) {
         var config = DaemonConfig(environment: [:])
@@ -106,6 +110,24 @@ struct ConfigTests {
         #expect(throws: ConfigError.self) {
             try DaemonConfig.load(file: file, overrides: [.assignment("max_jobs")], environment: [:])
         }
+    }
+
+    @Test func calibrationKeysReachTheEngineOptions() throws {
+        var config = DaemonConfig(environment: [:])
+        try config.apply(fileText: """
+            [quantize]
+            calibration = "mse"
+            percentile = 99.5
+            scale_dtype = "f16"
+            min_sqnr = 35
+            fallback = "keep"
+            min_elements = 4096
+            """, source: "c.toml")
+        #expect(config.quantize.calibration == .mse && config.quantize.percentile == 99.5)
+        #expect(config.quantize.scaleDtype == .f16 && config.quantize.minSQNR == 35)
+        #expect(config.quantize.fallback == .keep && config.quantize.minElements == 4096)
+        try config.apply(fileText: "[quantize]\nmin_sqnr = 0", source: "d.toml")
+        #expect(config.quantize.minSQNR == nil, "0 turns the guard off")
     }
 
     @Test func limitsTableSetsTheBounds() throws {
