@@ -135,9 +135,13 @@ public enum Verifier {
 
 extension Manifest {
     /// Reads and decodes `manifest.json` of an output folder.
+    /// A manifest grows with the tensors and frames it lists (a few hundred bytes each): 1 GiB covers the
+    /// largest header the reader accepts (`HeaderLimits.maxTensors`).
+    static let readLimit = 1 << 30
+
     public static func read(folder: String) throws(EngineError) -> Manifest {
         let path = folder + "/manifest.json"
-        let bytes = try FileSystem.readWholeFile(path, limit: Source.sideFileLimit, stage: "verify")
+        let bytes = try FileSystem.readWholeFile(path, limit: readLimit, stage: "verify")
         do { return try Manifest.decode(bytes) } catch {
             throw EngineError(.badInput, file: path, reason: "not a quantd manifest: \(error)", stage: "verify")
         }

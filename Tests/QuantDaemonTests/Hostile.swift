@@ -96,7 +96,12 @@ extension Scratch {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             let left = names("incoming").filter { !$0.hasPrefix(".") } + names("active").filter { !$0.hasPrefix(".") }
-            if left.isEmpty { return }
+            // A quarantined entry is moved first and its record written just after: wait for the records too.
+            let failed = Set(names("failed"))
+            let unrecorded = failed.filter {
+                !$0.hasPrefix(".") && !$0.hasSuffix(".error.json") && !failed.contains($0 + ".error.json")
+            }
+            if left.isEmpty && unrecorded.isEmpty { return }
             if !daemon.process.isRunning { throw TestFailure("the daemon died; stderr:\n\(daemon.stderr)") }
             try await Task.sleep(for: .milliseconds(100))
         }
