@@ -234,13 +234,17 @@ extension DaemonConfig {
         return i
     }
 
-    private static func seconds(_ v: ConfigValue, minimum: Double) throws(Refusal) -> Double {
-        let d: Double
+    /// An integer or a float, as a Double.
+    private static func numeric(_ v: ConfigValue) -> Double? {
         switch v {
-        case .integer(let i): d = Double(i)
-        case .float(let f): d = f
-        default: throw Refusal(reason: "expected a number of seconds")
+        case .integer(let i): Double(i)
+        case .float(let f): f
+        default: nil
         }
+    }
+
+    private static func seconds(_ v: ConfigValue, minimum: Double) throws(Refusal) -> Double {
+        guard let d = numeric(v) else { throw Refusal(reason: "expected a number of seconds") }
         guard d.isFinite, d >= minimum, d <= 86_400 * 7 else {
             throw Refusal(reason: "must be between \(minimum) and 604800 seconds, got \(d)")
         }
@@ -260,12 +264,7 @@ extension DaemonConfig {
     }
 
     private static func real(_ v: ConfigValue, _ range: ClosedRange<Double>) throws(Refusal) -> Double {
-        let d: Double
-        switch v {
-        case .integer(let i): d = Double(i)
-        case .float(let f): d = f
-        default: throw Refusal(reason: "expected a number")
-        }
+        guard let d = numeric(v) else { throw Refusal(reason: "expected a number") }
         guard d.isFinite, range.contains(d) else {
             throw Refusal(reason: "must be between \(range.lowerBound) and \(range.upperBound), got \(d)")
         }
