@@ -195,7 +195,7 @@ public enum Engine {
             var raw = ScratchBuffer()
             var floats = ScratchBuffer()
             do throws(EngineError) {
-                let stats = try NonFinite.scan(candidates[i], file: file, raw: &raw, floats: &floats)
+                let stats = try TensorScan.range(candidates[i], file: file, raw: &raw, floats: &floats)
                 if stats.nonFinite > 0 { found.withLock { _ = $0.names.insert(candidates[i].name) } }
             } catch {
                 found.withLock { $0.error = $0.error ?? error }

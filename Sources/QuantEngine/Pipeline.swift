@@ -301,16 +301,12 @@ final class Pipeline: @unchecked Sendable {
     /// The tile as Float32: F32 is used in place, other float types are decoded into scratch.
     private func floats(_ raw: UnsafeMutableRawBufferPointer, dtype: DType, count: Int,
                         scratch: inout WorkerScratch) -> UnsafeBufferPointer<Float> {
-        if dtype == .F32 { return UnsafeBufferPointer(raw.bindMemory(to: Float.self)) }
-        let out = scratch.floats.reserve(count * 4).bindMemory(to: Float.self)
-        Kernels.decode(UnsafeRawPointer(raw.baseAddress!), format: dtype.floatFormat, count: count,
-                       into: out.baseAddress!)
-        return UnsafeBufferPointer(out)
+        TensorScan.asFloats(raw, dtype: dtype, count: count, floats: &scratch.floats)
     }
 
     /// Range and non-finite count of a whole tensor, read tile by tile into scratch.
     private func scan(_ p: TensorPlan, scratch: inout WorkerScratch) throws(EngineError) -> RangeStats {
-        try NonFinite.scan(p.info, file: file, raw: &scratch.raw, floats: &scratch.floats)
+        try TensorScan.range(p.info, file: file, raw: &scratch.raw, floats: &scratch.floats)
     }
 
     private func nonFinite(_ p: TensorPlan, count: Int) -> EngineError {
