@@ -66,26 +66,47 @@ public enum Dequantizer {
         }
     }
 
+    /// What a stored tensor is to the quantized tensor it belongs to.
+    private enum Role {
+        case codes, packedCodes, scales, zeroPoints, packedZeroPoints, shape
+    }
+
     /// Collects a quantized tensor with its scales (and zero points), which follow it in the stream,
     /// then writes its float32 values.
     private struct State {
-        let records: [String: Manifest.TensorRecord]
         let file: OutputFile
+        /// Stored tensor name -> the record it belongs to, its layout and its role.
+        let roles: [String: (record: Manifest.TensorRecord, layout: QuantLayout, role: Role)]
         var codes: [Int8] = []
         var scales: [Float] = []
         var zeroPoints: [Int8] = []
+        var raw: [UInt8] = []
+        var rawZeroPoints: [UInt8] = []
         var pending: (record: Manifest.TensorRecord, layout: QuantLayout)?
 
         init(records: [String: Manifest.TensorRecord], file: OutputFile) {
-            self.records = records
             self.file = file
+            var roles: [String: (record: Manifest.TensorRecord, layout: QuantLayout, role: Role)] = [:]
+            for r in records.values {
+                guard let s = r.scheme else { continue }
+                let l = QuantLayout(shape: r.shape, scheme: s)
+                roles[l.format == .packQuantized ? r.name + "_packed" : r.name] =
+                    (r, l, l.format == .packQuantized ? .packedCodes : .codes)
+                roles[r.name + "_scale"] = (r, l, .scales)
+                roles[r.name + "_zero_point"] = (r, l, l.packsZeroPoints ? .packedZeroPoints : .zeroPoints)
+                if l.format == .packQuantized { roles[r.name + "_shape"] = (r, l, .shape) }
+            }
+            self.roles = roles
         }
 
         func header(_ h: Header) throws {
-            var companions = Set<String>()
-            for name in records.keys { companions.formUnion([name + "_scale", name + "_zero_point"]) }
-            let tensors = h.tensorsByOffset.filter { !companions.contains($0.name) }.map {
-                (name: $0.name, dtype: records[$0.name] == nil ? $0.dtype : DType.F32, shape: $0.shape)
+            var tensors: [(name: String, dtype: DType, shape: [Int])] = []
+            for t in h.tensorsByOffset {
+                guard let (record, _, role) = roles[t.name] else {
+                    tensors.append((t.name, t.dtype, t.shape))
+                    continue
+                }
+                if role == .codes || role == .packedCodes { tensors.append((record.name, .F32, record.shape)) }
             }
             let dropped: Set<String> = ["quantization_format", "quantization_scheme", "quantd_version"]
             let (bytes, _) = HeaderWriter.encode(metadata: h.metadata.filter { !dropped.contains($0.key) },
@@ -94,28 +115,57 @@ public enum Dequantizer {
         }
 
         mutating func data(_ t: TensorInfo, _ offset: Int, _ bytes: UnsafeRawBufferPointer) throws {
-            if let r = records[t.name], let s = r.scheme {
-                let layout = QuantLayout(shape: r.shape, granularity: .init(rawValue: s.granularity) ?? .channel,
-                                         groupSize: s.groupSize ?? 1, symmetric: s.symmetric)
-                if offset == 0 { codes.removeAll(keepingCapacity: true) }
-                codes.append(contentsOf: bytes.bindMemory(to: Int8.self))
-                pending = (r, layout)
-                return
-            }
-            guard let (record, layout) = pending else {
+            guard let (record, layout, role) = roles[t.name] else {
+                guard pending == nil else {
+                    throw EngineError(.badInput, file: file.path, tensor: t.name,
+                                      reason: "arrives before the scales of '\(pending!.record.name)'", stage: "dequantize")
+                }
                 try file.write(bytes)
                 return
             }
-            if t.name == record.name + "_scale" {
+            switch role {
+            case .shape:
+                return
+            case .codes:
+                if offset == 0 { codes.removeAll(keepingCapacity: true) }
+                codes.append(contentsOf: bytes.bindMemory(to: Int8.self))
+                pending = (record, layout)
+                return
+            case .packedCodes:
+                if offset == 0 { raw.removeAll(keepingCapacity: true) }
+                raw.append(contentsOf: bytes)
+                pending = (record, layout)
+                if raw.count == layout.rows * layout.storedRowBytes {
+                    codes = [Int8](repeating: 0, count: layout.rows * layout.cols)
+                    raw.withUnsafeBytes { p in
+                        codes.withUnsafeMutableBufferPointer {
+                            PackedCodes.unpack(p, rows: layout.rows, cols: layout.cols, into: $0)
+                        }
+                    }
+                }
+                return
+            case .scales:
                 if offset == 0 { scales.removeAll(keepingCapacity: true) }
                 let width = t.dtype == .F32 ? 4 : 2
                 for i in 0..<(bytes.count / width) { scales.append(Dequantizer.scale(bytes, i, t.dtype)) }
-            } else if t.name == record.name + "_zero_point" {
+            case .zeroPoints:
                 if offset == 0 { zeroPoints.removeAll(keepingCapacity: true) }
                 zeroPoints.append(contentsOf: bytes.bindMemory(to: Int8.self))
-            } else {
+            case .packedZeroPoints:
+                if offset == 0 { rawZeroPoints.removeAll(keepingCapacity: true) }
+                rawZeroPoints.append(contentsOf: bytes)
+                if rawZeroPoints.count == layout.zeroPointBytes {
+                    zeroPoints = [Int8](repeating: 0, count: layout.scaleCount)
+                    rawZeroPoints.withUnsafeBytes { p in
+                        zeroPoints.withUnsafeMutableBufferPointer {
+                            PackedCodes.unpackColumns(p, rows: layout.rows, groups: layout.groupsPerRow, into: $0)
+                        }
+                    }
+                }
+            }
+            guard pending?.record.name == record.name else {
                 throw EngineError(.badInput, file: file.path, tensor: t.name,
-                                  reason: "arrives before the scales of '\(record.name)'", stage: "dequantize")
+                                  reason: "arrives before the codes of '\(record.name)'", stage: "dequantize")
             }
             let complete = scales.count == layout.scaleCount
                 && (layout.symmetric || zeroPoints.count == layout.scaleCount)
@@ -123,6 +173,9 @@ public enum Dequantizer {
             if complete {
                 try flush(layout)
                 pending = nil
+                codes.removeAll(keepingCapacity: true)
+                scales.removeAll(keepingCapacity: true)
+                zeroPoints.removeAll(keepingCapacity: true)
             }
         }
 

@@ -46,7 +46,7 @@ public enum Engine {
         let t0 = clock.now
         let startedAt = Date.now
         try options.validate()
-        let selection = try Selection(include: options.include, exclude: options.exclude)
+        _ = try Selection(include: options.include, exclude: options.exclude)
 
         let final = output.count > 1 && output.hasSuffix("/") ? String(output.dropLast()) : output
         let parent = Path.directory(of: final)
@@ -60,6 +60,8 @@ public enum Engine {
         }
 
         let source = try Source.open(input, limits: limits)
+        let selection = try Selection(include: options.include, exclude: options.exclude,
+                                      linearOnly: source.isModelFolder)
         var plans: [FilePlan] = []
         for file in source.files {
             let keep = options.keepNonFinite ? try nonFiniteCandidates(file, selection: selection) : []
@@ -215,16 +217,17 @@ public enum Engine {
                              error: nil, sensitivity: p.sensitivity, sourceBytes: info.byteCount,
                              storedBytes: info.byteCount)
             }
-            let scheme = Manifest.Scheme(bits: 8, granularity: l.granularity.rawValue,
-                                         groupSize: l.granularity == .group ? l.groupSize : nil,
-                                         symmetric: l.symmetric, calibrator: options.calibration.rawValue,
-                                         scaleDtype: l.scaleStorage.rawValue)
+            let scheme = Manifest.Scheme(
+                bits: 8, format: l.format, granularity: l.granularity,
+                groupSize: l.granularity == .group ? l.groupSize : nil, symmetric: l.symmetric,
+                calibrator: options.calibration, scaleDtype: l.scaleStorage,
+                inputActivations: options.scheme.inputActivations, calibrationFallback: nil)
             let figures = Manifest.ErrorFigures(relativeRmse: s.relativeRMSE, sqnrDb: s.sqnrDB.isFinite ? s.sqnrDB : nil,
                                                 maxAbsError: Double(s.maxAbsError), clippedFraction: s.clippedFraction)
             return .init(name: info.name, file: plan.sourceName, shape: info.shape, sourceDtype: info.dtype.rawValue,
-                         storedDtype: "I8", decision: "quantized", reason: p.reason, scheme: scheme, error: figures,
+                         storedDtype: l.format == .packQuantized ? "I32" : "I8", decision: "quantized", reason: p.reason, scheme: scheme, error: figures,
                          sensitivity: p.sensitivity, sourceBytes: info.byteCount,
-                         storedBytes: l.storedBytes(elements: info.elementCount))
+                         storedBytes: l.storedBytes(shape: info.shape))
         }
     }
 
@@ -261,6 +264,15 @@ extension QuantizeOptions {
         guard minElements >= 0 else { throw bad("--min-elements", "must be 0 or more (got \(minElements))") }
         guard (-7...22).contains(level) else { throw bad("--level", "must be between -7 and 22 (got \(level))") }
         guard threads >= 0 else { throw bad("--threads", "must be 0 (all cores) or more (got \(threads))") }
+        if scheme == .w8a8 {
+            guard symmetric else {
+                throw bad("--asymmetric", "W8A8 weights are symmetric: int8 matrix kernels take no weight zero point")
+            }
+            guard granularity != .group else {
+                throw bad("--granularity", "W8A8 weights are per channel or per tensor: int8 matrix kernels apply one "
+                    + "scale per output row (use W8A16 for groups)")
+            }
+        }
     }
 }
 

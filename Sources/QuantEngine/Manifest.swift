@@ -1,4 +1,5 @@
 import FoundationEssentials
+import SafeTensors
 
 /// `manifest.json`, the commit marker of an output folder (contract v1). Written last.
 /// Keys are snake_case on disk.
@@ -46,13 +47,61 @@ public struct Manifest: Sendable, Codable, Hashable {
 
     public struct Scheme: Sendable, Codable, Hashable {
         public var bits: Int
-        public var granularity: String
+        /// The layout on disk (the `format` of the tensor's config group).
+        public var format: WeightFormat
+        public var granularity: QuantizeOptions.Granularity
+        /// The group length actually used (it divides the row; see `reason` when it differs from the option).
         public var groupSize: Int?
         public var symmetric: Bool
-        /// The range-setting method: absmax, percentile, mse, entropy or auto.
-        public var calibrator: String
+        /// The range-setting method.
+        public var calibrator: QuantizeOptions.Calibration
         /// F32, F16 or BF16: the dtype of the `_scale` tensor.
-        public var scaleDtype: String
+        public var scaleDtype: DType
+        /// Input activations the consumer quantizes at run time (W8A8); nil for weight-only schemes.
+        public var inputActivations: ActivationScheme?
+        /// Groups whose calibrator fell back to absmax (too few values to mean anything, or a range worse than
+        /// absmax's); nil when none did.
+        public var calibrationFallback: CalibrationFallback?
+
+        public init(bits: Int, format: WeightFormat, granularity: QuantizeOptions.Granularity, groupSize: Int?,
+                    symmetric: Bool, calibrator: QuantizeOptions.Calibration, scaleDtype: DType,
+                    inputActivations: ActivationScheme?, calibrationFallback: CalibrationFallback?) {
+            self.bits = bits
+            self.format = format
+            self.granularity = granularity
+            self.groupSize = groupSize
+            self.symmetric = symmetric
+            self.calibrator = calibrator
+            self.scaleDtype = scaleDtype
+            self.inputActivations = inputActivations
+            self.calibrationFallback = calibrationFallback
+        }
+
+        private enum CodingKeys: String, CodingKey {
+            case bits, format, granularity, groupSize, symmetric, calibrator, scaleDtype, inputActivations
+            case calibrationFallback
+        }
+
+        /// Manifests written before `format` existed hold the I8 layout (`int-quantized`).
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            bits = try c.decode(Int.self, forKey: .bits)
+            format = try c.decodeIfPresent(WeightFormat.self, forKey: .format) ?? .intQuantized
+            granularity = try c.decode(QuantizeOptions.Granularity.self, forKey: .granularity)
+            groupSize = try c.decodeIfPresent(Int.self, forKey: .groupSize)
+            symmetric = try c.decode(Bool.self, forKey: .symmetric)
+            calibrator = try c.decode(QuantizeOptions.Calibration.self, forKey: .calibrator)
+            scaleDtype = try c.decode(DType.self, forKey: .scaleDtype)
+            inputActivations = try c.decodeIfPresent(ActivationScheme.self, forKey: .inputActivations)
+            calibrationFallback = try c.decodeIfPresent(CalibrationFallback.self, forKey: .calibrationFallback)
+        }
+    }
+
+    /// How many of a tensor's groups were given absmax's range instead of the calibrator's, and why.
+    public struct CalibrationFallback: Sendable, Codable, Hashable {
+        public var groups: Int
+        public var of: Int
+        public var reason: String
     }
 
     /// What the sensitivity guard (`min_sqnr`) measured on a tensor it changed, and what it did.

@@ -3,6 +3,29 @@ import Quantization
 /// How a checkpoint is quantized. Every field is recorded in the manifest as "the config used". Decoding fills
 /// missing keys with their defaults (older manifests, partial daemon configs).
 public struct QuantizeOptions: Sendable, Hashable, Codable {
+    /// compressed-tensors' preset names and meanings (`compressed_tensors/quantization/quant_scheme.py`).
+    public enum Scheme: String, Sendable, Hashable, Codable, CaseIterable {
+        /// int8 symmetric weights in groups of 128, weight-only: written `pack-quantized`, as llm-compressor does.
+        case w8a16 = "W8A16"
+        /// int8 symmetric weights per output channel, int8 input activations quantized dynamically per token by the
+        /// consumer: written `int-quantized`, the layout vLLM's int8 matrix kernels run.
+        case w8a8 = "W8A8"
+
+        /// The scheme's weight settings; `--granularity`, `--group-size`, ... refine them.
+        public var defaults: (granularity: Granularity, groupSize: Int) {
+            switch self {
+            case .w8a16: (.group, 128)
+            case .w8a8: (.channel, 128)
+            }
+        }
+
+        /// How the weights of this scheme are laid out on disk.
+        public var format: WeightFormat { self == .w8a8 ? .intQuantized : .packQuantized }
+
+        /// Input activations the consumer quantizes at run time (nil: weight-only).
+        public var inputActivations: ActivationScheme? { self == .w8a8 ? .int8DynamicPerToken : nil }
+    }
+
     public enum Granularity: String, Sendable, Hashable, Codable, CaseIterable {
         case tensor, channel, group
     }
@@ -25,6 +48,8 @@ public struct QuantizeOptions: Sendable, Hashable, Codable {
         case keep
     }
 
+    /// The preset; setting it through `init(scheme:)` also sets its granularity and group size.
+    public var scheme: Scheme = .w8a16
     /// Row granularity of the scales: one per tensor, per output channel (dim 0), or per group.
     public var granularity: Granularity = .group
     /// Group length along the flattened last dimension when `granularity == .group`.
@@ -56,8 +81,15 @@ public struct QuantizeOptions: Sendable, Hashable, Codable {
 
     public init() {}
 
+    /// The scheme with its own granularity and group size; the other fields at their defaults.
+    public init(scheme: Scheme) {
+        self.scheme = scheme
+        (granularity, groupSize) = scheme.defaults
+    }
+
     private enum CodingKeys: String, CodingKey {
-        case granularity, groupSize, symmetric, calibration, percentile, scaleDtype, minSQNR = "minSqnr", fallback
+        case scheme, granularity, groupSize, symmetric, calibration, percentile, scaleDtype
+        case minSQNR = "minSqnr", fallback
         case minElements, level, threads, include, exclude, keepNonFinite
     }
 
@@ -66,7 +98,8 @@ public struct QuantizeOptions: Sendable, Hashable, Codable {
         func value<T: Decodable>(_ key: CodingKeys, _ fallback: T) throws -> T {
             try c.decodeIfPresent(T.self, forKey: key) ?? fallback
         }
-        let d = QuantizeOptions()
+        scheme = try c.decodeIfPresent(Scheme.self, forKey: .scheme) ?? .w8a16
+        let d = QuantizeOptions(scheme: scheme)
         granularity = try value(.granularity, d.granularity)
         groupSize = try value(.groupSize, d.groupSize)
         symmetric = try value(.symmetric, d.symmetric)
@@ -85,6 +118,7 @@ public struct QuantizeOptions: Sendable, Hashable, Codable {
 
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(scheme, forKey: .scheme)
         try c.encode(granularity, forKey: .granularity)
         try c.encode(groupSize, forKey: .groupSize)
         try c.encode(symmetric, forKey: .symmetric)
@@ -102,10 +136,53 @@ public struct QuantizeOptions: Sendable, Hashable, Codable {
     }
 }
 
+/// compressed-tensors' compression formats quantd writes, per tensor (the `format` of a config group).
+public enum WeightFormat: String, Sendable, Hashable, Codable, CaseIterable {
+    /// `X.weight_packed` I32 [rows, ceil(cols/4)]: four codes per int32, each stored as code + 128 in the byte
+    /// 8*i of the little-endian word (rows padded with zero bytes); `X.weight_scale`; `X.weight_zero_point` I32
+    /// packed the same way along dim 0 (asymmetric group/channel only); `X.weight_shape` I64.
+    case packQuantized = "pack-quantized"
+    /// `X.weight` I8 of the tensor's shape, `X.weight_scale`, `X.weight_zero_point` I8 (asymmetric only).
+    case intQuantized = "int-quantized"
+}
+
+/// Activations quantized by the consumer at run time, in compressed-tensors' terms.
+public struct ActivationScheme: Sendable, Hashable, Codable {
+    public var numBits: Int
+    public var type: String
+    public var symmetric: Bool
+    public var strategy: String
+    public var dynamic: Bool
+
+    public static let int8DynamicPerToken = ActivationScheme(numBits: 8, type: "int", symmetric: true,
+                                                             strategy: "token", dynamic: true)
+}
+
+extension QuantizeOptions.Scheme: CustomStringConvertible {
+    public var description: String { rawValue }
+
+    /// Case-insensitive: `W8A8`, `w8a8`.
+    public init?(name: String) {
+        guard let s = Self.allCases.first(where: { $0.rawValue.lowercased() == name.lowercased() }) else { return nil }
+        self = s
+    }
+}
+
 extension QuantizeOptions.Calibration {
     /// The Quantization calibrator (nil for absmax: the kernels' fused path).
     func calibrator(percentile: Double) -> (any Calibrator)? {
         CalibrationMethod(rawValue: rawValue)!.calibrator(percentile: percentile)
+    }
+}
+
+extension QuantizeOptions.Calibration {
+    /// The name compressed-tensors' `observer` field gets: its own names where they mean the same method.
+    var observer: String {
+        switch self {
+        case .absmax: "minmax"
+        case .mse: "mse"
+        case .percentile, .entropy, .auto: rawValue
+        }
     }
 }
 

@@ -55,6 +55,8 @@ private struct WorkerScratch: ~Copyable {
     var floats = ScratchBuffer()
     var codes = ScratchBuffer()
     var raw = ScratchBuffer()
+    /// Codes in the packed layout, when the tensor is written `pack-quantized`.
+    var packed = ScratchBuffer()
 }
 
 /// Runs one file's plan: workers pull units in order (bounded window), quantize and compress them;
@@ -277,7 +279,14 @@ final class Pipeline: @unchecked Sendable {
                 stats = result.stats
             }
             s.tileStats[tile] = stats
-            try compress(UnsafeRawBufferPointer(q), into: buffers, with: &compressor)
+            switch l.format {
+            case .intQuantized:
+                try compress(UnsafeRawBufferPointer(q), into: buffers, with: &compressor)
+            case .packQuantized:
+                let packed = scratch.packed.reserve(rows.count * l.storedRowBytes)
+                PackedCodes.pack(UnsafeBufferPointer(q), rows: rows.count, cols: l.cols, into: packed)
+                try compress(UnsafeRawBufferPointer(packed), into: buffers, with: &compressor)
+            }
             monitor.withLock {
                 s.tilesLeft -= 1
                 monitor.broadcast()
@@ -293,8 +302,22 @@ final class Pipeline: @unchecked Sendable {
 
         case .zeroPoints(let t):
             let s = state(t)
+            let l = plan.tensors[t].layout!
             try waitFor(s) { $0.tilesLeft == 0 }
-            try compress(UnsafeRawBufferPointer(s.zeroPoints), into: buffers, with: &compressor)
+            if l.packsZeroPoints {
+                let packed = scratch.packed.reserve(l.zeroPointBytes)
+                PackedCodes.packColumns(UnsafeBufferPointer(s.zeroPoints), rows: l.rows, groups: l.groupsPerRow,
+                                        into: packed)
+                try compress(UnsafeRawBufferPointer(packed), into: buffers, with: &compressor)
+            } else {
+                try compress(UnsafeRawBufferPointer(s.zeroPoints), into: buffers, with: &compressor)
+            }
+
+        case .shape(let t):
+            let shape = plan.tensors[t].info.shape.map { Int64($0).littleEndian }
+            try shape.withUnsafeBytes { b in
+                Result { () throws(EngineError) in try compress(b, into: buffers, with: &compressor) }
+            }.get()
         }
     }
 
@@ -427,9 +450,12 @@ final class Pipeline: @unchecked Sendable {
     private func frameLabel(_ kind: UnitKind) -> String {
         switch kind {
         case .header: "__header__"
-        case .copy(let t, _), .calibrate(let t), .tile(let t, _, _): plan.tensors[t].info.name
+        case .copy(let t, _), .calibrate(let t): plan.tensors[t].info.name
+        case .tile(let t, _, _):
+            plan.tensors[t].info.name + (plan.tensors[t].layout!.format == .packQuantized ? "_packed" : "")
         case .scales(let t): plan.tensors[t].scaleName
         case .zeroPoints(let t): plan.tensors[t].zeroPointName
+        case .shape(let t): plan.tensors[t].shapeName
         }
     }
 }
@@ -445,8 +471,11 @@ extension Unit {
         case .copy(let t, let range):
             return range.upperBound == plan.tensors[t].info.byteCount ? t : nil
         case .tile: return nil
-        case .scales(let t): return plan.tensors[t].layout!.symmetric ? t : nil
-        case .zeroPoints(let t): return t
+        case .scales(let t):
+            let l = plan.tensors[t].layout!
+            return l.symmetric && l.format != .packQuantized ? t : nil
+        case .zeroPoints(let t): return plan.tensors[t].layout!.format != .packQuantized ? t : nil
+        case .shape(let t): return t
         }
     }
 }

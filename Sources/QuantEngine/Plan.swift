@@ -1,8 +1,13 @@
 import Quantization
 import SafeTensors
 
-/// How a quantized tensor is cut into scales: the N-D tensor is viewed as [rows, cols] with
+/// How a quantized tensor is cut into scales and laid out on disk: the N-D tensor is viewed as [rows, cols] with
 /// rows = dim 0 (1 for a 1-D tensor) and cols = the product of the other dimensions.
+///
+/// Groups always divide the row: compressed-tensors (and so transformers and vLLM) refuses a group size that does
+/// not divide the columns. A requested size that does not is replaced by its largest divisor of the row length
+/// from the requested size down to 16 (or the requested size, when smaller), else by one group per row
+/// (per channel); `adjustment` says which and why.
 struct QuantLayout: Sendable, Hashable {
     let granularity: QuantizeOptions.Granularity
     let rows: Int
@@ -11,39 +16,60 @@ struct QuantLayout: Sendable, Hashable {
     let groupSize: Int
     let symmetric: Bool
     let scaleDtype: QuantizeOptions.ScaleDtype
+    let format: WeightFormat
+    /// Why the group size differs from the requested one; nil when it does not.
+    let adjustment: String?
 
     init(shape: [Int], granularity: QuantizeOptions.Granularity, groupSize: Int, symmetric: Bool,
-         scaleDtype: QuantizeOptions.ScaleDtype = .f32) {
+         scaleDtype: QuantizeOptions.ScaleDtype = .f32, format: WeightFormat = .intQuantized) {
         let count = shape.reduce(1, *)
-        rows = shape.count >= 2 ? shape[0] : 1
-        cols = rows == 0 ? 0 : count / rows
+        let rows = shape.count >= 2 ? shape[0] : 1
+        let cols = rows == 0 ? 0 : count / rows
+        self.rows = rows
+        self.cols = cols
+        var granularity = granularity
+        var size = granularity == .group ? min(groupSize, max(cols, 1)) : max(cols, 1)
+        var adjustment: String?
+        if granularity == .group && cols % size != 0 {
+            let floor = min(16, size)
+            if let d = stride(from: size, through: floor, by: -1).first(where: { cols % $0 == 0 }) {
+                adjustment = "group \(size) does not divide \(cols) columns: groups of \(d)"
+                size = d
+            } else {
+                adjustment = "no group from \(size) down to \(floor) divides \(cols) columns: per channel"
+                granularity = .channel
+                size = cols
+            }
+        }
         self.granularity = granularity
-        self.groupSize = granularity == .group ? min(groupSize, max(cols, 1)) : max(cols, 1)
+        self.groupSize = size
+        self.adjustment = adjustment
         self.symmetric = symmetric
         self.scaleDtype = scaleDtype
+        self.format = format
     }
 
     init(shape: [Int], options: QuantizeOptions) {
         self.init(shape: shape, granularity: options.granularity, groupSize: options.groupSize,
-                  symmetric: options.symmetric, scaleDtype: options.scaleDtype)
+                  symmetric: options.symmetric, scaleDtype: options.scaleDtype, format: options.scheme.format)
+    }
+
+    /// The layout a manifest record describes.
+    init(shape: [Int], scheme s: Manifest.Scheme) {
+        let scales: QuantizeOptions.ScaleDtype = s.scaleDtype == .F16 ? .f16 : s.scaleDtype == .BF16 ? .bf16 : .f32
+        self.init(shape: shape, granularity: s.granularity, groupSize: s.groupSize ?? 1, symmetric: s.symmetric,
+                  scaleDtype: scales, format: s.format)
     }
 
     /// The same layout with groups of `size` columns.
     func withGroups(_ size: Int, shape: [Int]) -> QuantLayout {
-        QuantLayout(shape: shape, granularity: .group, groupSize: size, symmetric: symmetric, scaleDtype: scaleDtype)
+        QuantLayout(shape: shape, granularity: .group, groupSize: size, symmetric: symmetric, scaleDtype: scaleDtype,
+                    format: format)
     }
 
     var grid: CodeGrid { CodeGrid(symmetric: symmetric, scaleFormat: scaleDtype.format) }
     var scaleBytes: Int { scaleDtype.format.bytesPerElement }
-    var scaleStorage: DType {
-        switch scaleDtype {
-        case .f32: .F32
-        case .f16: .F16
-        case .bf16: .BF16
-        }
-    }
-    /// Output bytes of the weight's codes, scales and zero points.
-    func storedBytes(elements: Int) -> Int { elements + scaleCount * (scaleBytes + (symmetric ? 0 : 1)) }
+    var scaleStorage: DType { scaleDtype.storage }
 
     var groupsPerRow: Int { granularity == .group ? (cols + groupSize - 1) / groupSize : 1 }
     var scaleCount: Int { granularity == .tensor ? 1 : rows * groupsPerRow }
@@ -52,6 +78,49 @@ struct QuantLayout: Sendable, Hashable {
         case .tensor: [1]
         case .channel: [rows, 1]
         case .group: [rows, groupsPerRow]
+        }
+    }
+
+    /// Bytes of one row of codes on disk: cols, or cols rounded up to whole int32 words when packed.
+    var storedRowBytes: Int { format == .packQuantized ? PackedCodes.paddedCols(cols) : cols }
+    /// Zero points packed four to an int32 along dim 0 (compressed-tensors does so for group and channel).
+    var packsZeroPoints: Bool { format == .packQuantized && !symmetric && granularity != .tensor }
+    var zeroPointBytes: Int {
+        guard !symmetric else { return 0 }
+        return packsZeroPoints ? PackedCodes.paddedCols(rows) * groupsPerRow : scaleCount
+    }
+
+    /// The tensors written for a quantized tensor `name` of `shape`, in file order.
+    func stored(_ name: String, shape: [Int]) -> [(name: String, dtype: DType, shape: [Int])] {
+        var out: [(name: String, dtype: DType, shape: [Int])] = []
+        switch format {
+        case .intQuantized:
+            out.append((name, .I8, shape))
+        case .packQuantized:
+            out.append((name + "_packed", .I32, [rows, storedRowBytes / 4]))
+        }
+        out.append((name + "_scale", scaleStorage, scaleShape))
+        if !symmetric {
+            out.append(packsZeroPoints ? (name + "_zero_point", .I32, [PackedCodes.paddedCols(rows) / 4, groupsPerRow])
+                                       : (name + "_zero_point", .I8, scaleShape))
+        }
+        if format == .packQuantized { out.append((name + "_shape", .I64, [shape.count])) }
+        return out
+    }
+
+    /// Output bytes of the weight's codes, scales, zero points and shape.
+    func storedBytes(shape: [Int]) -> Int {
+        rows * storedRowBytes + scaleCount * scaleBytes + zeroPointBytes
+            + (format == .packQuantized ? 8 * shape.count : 0)
+    }
+}
+
+extension QuantizeOptions.ScaleDtype {
+    var storage: DType {
+        switch self {
+        case .f32: .F32
+        case .f16: .F16
+        case .bf16: .BF16
         }
     }
 }
@@ -67,6 +136,7 @@ struct TensorPlan: Sendable {
 
     var scaleName: String { info.name + "_scale" }
     var zeroPointName: String { info.name + "_zero_point" }
+    var shapeName: String { info.name + "_shape" }
 }
 
 /// A piece of work that yields at most one zstd frame, in output order.
@@ -81,6 +151,8 @@ enum UnitKind: Sendable, Hashable {
     case tile(tensor: Int, rows: Range<Int>, tile: Int)
     case scales(tensor: Int)
     case zeroPoints(tensor: Int)
+    /// `X.weight_shape` of a packed tensor: its shape as I64.
+    case shape(tensor: Int)
 }
 
 struct Unit: Sendable, Hashable {
@@ -139,8 +211,9 @@ enum Planner {
                     tensors.append(TensorPlan(info: t, layout: d.layout, reason: d.reason, sensitivity: d.record))
                     continue
                 }
-                tensors.append(TensorPlan(info: t, layout: QuantLayout(shape: t.shape, options: options),
-                                          reason: reason))
+                let layout = QuantLayout(shape: t.shape, options: options)
+                tensors.append(TensorPlan(info: t, layout: layout,
+                                          reason: reason + (layout.adjustment.map { "; " + $0 } ?? "")))
             }
         }
 
@@ -150,9 +223,7 @@ enum Planner {
                 outTensors.append((p.info.name, p.info.dtype, p.info.shape))
                 continue
             }
-            outTensors.append((p.info.name, .I8, p.info.shape))
-            outTensors.append((p.scaleName, l.scaleStorage, l.scaleShape))
-            if !l.symmetric { outTensors.append((p.zeroPointName, .I8, l.scaleShape)) }
+            outTensors += l.stored(p.info.name, shape: p.info.shape)
         }
         let (headerBytes, outInfos) = HeaderWriter.encode(
             metadata: metadata(header.metadata, options: options), tensors: outTensors)
@@ -180,13 +251,16 @@ enum Planner {
             while row < l.rows {
                 let end = min(l.rows, row + rowsPerTile)
                 units.append(Unit(kind: .tile(tensor: i, rows: row..<end, tile: tiles[i]),
-                                  inputBytes: (end - row) * rowBytes, outputBytes: (end - row) * l.cols))
+                                  inputBytes: (end - row) * rowBytes, outputBytes: (end - row) * l.storedRowBytes))
                 tiles[i] += 1
                 row = end
             }
             units.append(Unit(kind: .scales(tensor: i), inputBytes: 0, outputBytes: l.scaleCount * l.scaleBytes))
             if !l.symmetric {
-                units.append(Unit(kind: .zeroPoints(tensor: i), inputBytes: 0, outputBytes: l.scaleCount))
+                units.append(Unit(kind: .zeroPoints(tensor: i), inputBytes: 0, outputBytes: l.zeroPointBytes))
+            }
+            if l.format == .packQuantized {
+                units.append(Unit(kind: .shape(tensor: i), inputBytes: 0, outputBytes: 8 * p.info.shape.count))
             }
         }
         let name = Path.base(of: file.path)
@@ -199,7 +273,7 @@ enum Planner {
     /// A candidate stays in its dtype when its companion names are taken or the caller said so.
     private static func keepReason(_ name: String, names: Set<String>, keep: Set<String>) -> String? {
         if keep.contains(name) { return "holds non-finite values (kept by --keep-nonfinite)" }
-        for companion in [name + "_scale", name + "_zero_point"] where names.contains(companion) {
+        for companion in ["_scale", "_zero_point", "_packed", "_shape"].map({ name + $0 }) where names.contains(companion) {
             return "output name '\(companion)' is taken by another tensor"
         }
         return nil
@@ -210,7 +284,7 @@ enum Planner {
         -> [(key: String, value: String)]
     {
         let added: [(key: String, value: String)] = [
-            ("quantization_format", "naive-quantized"),
+            ("quantization_format", options.scheme.format.rawValue),
             ("quantization_scheme", options.schemeDescription),
             ("quantd_version", quantdVersion),
         ]
@@ -220,7 +294,7 @@ enum Planner {
 }
 
 extension QuantizeOptions {
-    /// "int8 symmetric per-channel absmax", "int8 asymmetric group-128 mse f16-scales", ...
+    /// "W8A16: int8 symmetric group-128 absmax", "W8A8: int8 symmetric per-channel absmax", ...
     public var schemeDescription: String {
         let g: String
         switch granularity {
@@ -229,6 +303,6 @@ extension QuantizeOptions {
         case .group: g = "group-\(groupSize)"
         }
         let scales = scaleDtype == .f32 ? "" : " \(scaleDtype.rawValue)-scales"
-        return "int8 \(symmetric ? "symmetric" : "asymmetric") \(g) \(calibration.rawValue)" + scales
+        return "\(scheme): int8 \(symmetric ? "symmetric" : "asymmetric") \(g) \(calibration.rawValue)" + scales
     }
 }

@@ -12,6 +12,13 @@ struct Source {
 
     static let sideFileLimit = 64 << 20
 
+    /// A folder with a transformers `config.json` (it names `model_type` or `architectures`): its consumers load
+    /// linear layers quantized and everything else as it was.
+    var isModelFolder: Bool {
+        guard case .object(let o)? = config?.value else { return false }
+        return o["model_type"] != nil || o["architectures"] != nil
+    }
+
     static func open(_ path: String, limits: HeaderLimits) throws(EngineError) -> Source {
         switch FileSystem.kind(path) {
         case .missing:

@@ -4,6 +4,9 @@ import QuantEngine
 import Glibc
 #endif
 
+extension QuantizeOptions.Scheme: ExpressibleByArgument {
+    public init?(argument: String) { self.init(name: argument) }
+}
 extension QuantizeOptions.Granularity: ExpressibleByArgument {}
 extension QuantizeOptions.Calibration: ExpressibleByArgument {}
 extension QuantizeOptions.ScaleDtype: ExpressibleByArgument {}
@@ -25,11 +28,16 @@ struct Quantize: ParsableCommand {
     @Option(name: [.short, .customLong("output")], help: "The output folder to create.")
     var output: String
 
-    @Option(help: "Scale granularity: tensor, channel (dim 0) or group.")
-    var granularity: QuantizeOptions.Granularity = QuantizeOptions().granularity
+    @Option(help: ArgumentHelp("W8A16 (int8 weights in groups of 128, weight-only, pack-quantized) or W8A8 (int8 "
+                               + "weights per channel, int8 dynamic per-token activations, int-quantized: what "
+                               + "int8 matrix kernels run).", valueName: "scheme"))
+    var scheme: QuantizeOptions.Scheme = .w8a16
 
-    @Option(help: "Group length along the flattened last dimension (with --granularity group).")
-    var groupSize: Int = QuantizeOptions().groupSize
+    @Option(help: "Scale granularity: tensor, channel (dim 0) or group (default: the scheme's).")
+    var granularity: QuantizeOptions.Granularity?
+
+    @Option(help: "Group length along the flattened last dimension (with --granularity group; default 128).")
+    var groupSize: Int?
 
     @Flag(help: "Asymmetric quantization (int8 zero point, range [-128, 127]); default symmetric [-127, 127].")
     var asymmetric = false
@@ -73,18 +81,11 @@ struct Quantize: ParsableCommand {
     @Flag(help: "Replace OUTDIR if it exists.")
     var force = false
 
-    func validate() throws {
-        if groupSize < 1 { throw ValidationError("--group-size must be at least 1") }
-        if threads < 0 { throw ValidationError("--threads must be 0 (all cores) or more") }
-        if !(50...100).contains(percentile) { throw ValidationError("--percentile must be between 50 and 100") }
-        if let minSqnr, !minSqnr.isFinite { throw ValidationError("--min-sqnr must be a number of dB") }
-        if minElements < 0 { throw ValidationError("--min-elements must be 0 or more") }
-    }
-
     func run() throws {
-        var options = QuantizeOptions()
-        options.granularity = granularity
-        options.groupSize = groupSize
+        // The ranges are checked once, by the engine (`QuantizeOptions.validate`), for flags and daemon keys alike.
+        var options = QuantizeOptions(scheme: scheme)
+        if let granularity { options.granularity = granularity }
+        if let groupSize { options.groupSize = groupSize }
         options.symmetric = !asymmetric
         options.calibration = calibration
         options.percentile = percentile

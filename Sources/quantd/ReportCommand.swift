@@ -35,9 +35,9 @@ struct Report: ParsableCommand {
         for r in quantized {
             let s = r.scheme!
             let scheme = "\(s.symmetric ? "sym" : "asym") "
-                + (s.granularity == "group" ? "group-\(s.groupSize ?? 0)" : s.granularity) + " \(s.scaleDtype)"
+                + (s.granularity == .group ? "group-\(s.groupSize ?? 0)" : s.granularity.rawValue) + " \(s.scaleDtype)"
             print(Format.pad(r.name, width) + "  " + Format.pad(Format.shape(r.shape), 12) + "  "
-                + Format.pad(scheme, 22) + "  " + Format.pad(s.calibrator, 10) + "  "
+                + Format.pad(scheme, 22) + "  " + Format.pad(s.calibrator.rawValue, 10) + "  "
                 + Format.pad(db(r.error?.sqnrDb), 7) + "  " + Format.pad(sci(r.error?.relativeRmse), 10) + "  "
                 + percent(r.error?.clippedFraction))
         }

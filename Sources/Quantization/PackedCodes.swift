@@ -1,0 +1,79 @@
+/// compressed-tensors' `pack-quantized` layout for 8-bit codes (`pack_to_int32` with num_bits 8): each code is
+/// stored as the unsigned byte code + 128, four to a little-endian int32 with code i of the word in bits
+/// 8i..8i+7, rows padded with zero bytes to whole words. Byte for byte, a packed row is the row's codes with the
+/// top bit flipped, followed by up to three zero bytes.
+public enum PackedCodes {
+    /// A row of `cols` codes rounded up to whole int32 words (in bytes).
+    @inlinable
+    public static func paddedCols(_ cols: Int) -> Int { (cols + 3) & ~3 }
+
+    /// Packs `rows` rows of `cols` codes into `out` (`rows * paddedCols(cols)` bytes).
+    public static func pack(_ q: UnsafeBufferPointer<Int8>, rows: Int, cols: Int, into out: UnsafeMutableRawBufferPointer) {
+        let padded = paddedCols(cols)
+        precondition(q.count >= rows * cols && out.count >= rows * padded, "pack: buffers smaller than the rows")
+        guard rows > 0, cols > 0, let src = q.baseAddress, let dst = out.baseAddress else { return }
+        if padded == cols {
+            flipTopBits(UnsafeRawPointer(src), into: dst, count: rows * cols)
+            return
+        }
+        for r in 0..<rows {
+            let row = dst + r * padded
+            flipTopBits(UnsafeRawPointer(src + r * cols), into: row, count: cols)
+            (row + cols).initializeMemory(as: UInt8.self, repeating: 0, count: padded - cols)
+        }
+    }
+
+    /// Zero points of a [rows, groups] grid packed along dim 0 (`pack_to_int32(zp, 8, packed_dim=0)`): the result
+    /// is [paddedCols(rows) / 4, groups] int32, word (j, g) holding rows 4j..4j+3 of column g.
+    public static func packColumns(_ z: UnsafeBufferPointer<Int8>, rows: Int, groups: Int,
+                                   into out: UnsafeMutableRawBufferPointer) {
+        let padded = paddedCols(rows)
+        precondition(z.count >= rows * groups && out.count >= padded * groups, "packColumns: buffers too small")
+        let bytes = out.bindMemory(to: UInt8.self)
+        for j in 0..<(padded / 4) {
+            for g in 0..<groups {
+                for i in 0..<4 {
+                    let r = 4 * j + i
+                    bytes[(j * groups + g) * 4 + i] = r < rows ? UInt8(bitPattern: z[r * groups + g]) ^ 0x80 : 0
+                }
+            }
+        }
+    }
+
+    /// The codes of packed rows (the inverse of `pack`).
+    public static func unpack(_ packed: UnsafeRawBufferPointer, rows: Int, cols: Int,
+                              into q: UnsafeMutableBufferPointer<Int8>) {
+        let padded = paddedCols(cols)
+        precondition(packed.count >= rows * padded && q.count >= rows * cols, "unpack: buffers smaller than the rows")
+        guard rows > 0, cols > 0, let src = packed.baseAddress, let dst = q.baseAddress else { return }
+        for r in 0..<rows {
+            flipTopBits(src + r * padded, into: UnsafeMutableRawPointer(dst + r * cols), count: cols)
+        }
+    }
+
+    /// The zero points of a grid packed by `packColumns`.
+    public static func unpackColumns(_ packed: UnsafeRawBufferPointer, rows: Int, groups: Int,
+                                     into z: UnsafeMutableBufferPointer<Int8>) {
+        precondition(packed.count >= paddedCols(rows) * groups && z.count >= rows * groups, "unpackColumns: too small")
+        for r in 0..<rows {
+            for g in 0..<groups {
+                z[r * groups + g] = Int8(bitPattern: packed[((r / 4) * groups + g) * 4 + r % 4] ^ 0x80)
+            }
+        }
+    }
+
+    /// `out[i] = in[i] ^ 0x80`, eight bytes a step.
+    @inline(__always)
+    static func flipTopBits(_ src: UnsafeRawPointer, into dst: UnsafeMutableRawPointer, count: Int) {
+        var i = 0
+        while i + 8 <= count {
+            dst.storeBytes(of: src.loadUnaligned(fromByteOffset: i, as: UInt64.self) ^ 0x8080_8080_8080_8080,
+                           toByteOffset: i, as: UInt64.self)
+            i += 8
+        }
+        while i < count {
+            dst.storeBytes(of: src.load(fromByteOffset: i, as: UInt8.self) ^ 0x80, toByteOffset: i, as: UInt8.self)
+            i += 1
+        }
+    }
+}
