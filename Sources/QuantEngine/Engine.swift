@@ -48,16 +48,7 @@ public enum Engine {
         try options.validate()
         _ = try Selection(include: options.include, exclude: options.exclude)
 
-        let final = output.count > 1 && output.hasSuffix("/") ? String(output.dropLast()) : output
-        let parent = Path.directory(of: final)
-        let name = Path.base(of: final)
-        guard !name.isEmpty, name != ".", name != ".." else {
-            throw EngineError(.cannotCreateOutput, file: output, reason: "not a usable folder name", stage: "open")
-        }
-        if FileSystem.kind(final) != .missing && !force {
-            throw EngineError(.cannotCreateOutput, file: final, reason: "already exists (pass --force to replace it)",
-                              stage: "open")
-        }
+        let final = try StagedFolder.destination(output, force: force)
 
         let source = try Source.open(input, limits: limits)
         let selection = try Selection(include: options.include, exclude: options.exclude,
@@ -72,10 +63,8 @@ public enum Engine {
         if let maxUnitBytes { try checkUnits(plans, fit: maxUnitBytes) }
         let t1 = clock.now
 
-        try FileSystem.makeDirectories(parent, stage: "open")
-        let tag = stagingTag ?? "\(getpid())"
-        let staging = "\(parent)/.\(name).tmp-\(tag)-\(UInt32.random(in: 0...UInt32.max))"
-        try FileSystem.makeDirectory(staging, stage: "write")
+        let folder = try StagedFolder(final: final, tag: stagingTag, force: force)
+        let staging = folder.path
         do throws(EngineError) {
             let threads = options.threads > 0 ? options.threads : Engine.cores
             let tracker = ProgressTracker(plans: plans, files: source.files, report: progress, clock: clock, start: t0)
@@ -109,6 +98,10 @@ public enum Engine {
                 sources.append(side.source)
                 outputs.append(side.output)
             }
+            for file in try SideFiles.carry(source, into: staging) {
+                sources.append(file.source)
+                outputs.append(file.output)
+            }
             var manifest = Manifest(
                 schemaVersion: Manifest.schemaVersion, quantdVersion: quantdVersion, config: options,
                 startedAt: startedAt.ISO8601Format(), finishedAt: "", sources: sources, outputs: outputs,
@@ -119,12 +112,10 @@ public enum Engine {
             manifest.timings.commitSeconds = (clock.now - t2).seconds
             manifest.timings.totalSeconds = (clock.now - t0).seconds
             try writeManifest(manifest, into: staging)
-            try FileSystem.fsyncPath(staging, stage: "commit")
-            try commit(staging, to: final, force: force)
-            try FileSystem.fsyncPath(parent, stage: "commit")
+            try folder.commit()
             return manifest
         } catch {
-            FileSystem.removeTree(staging)
+            folder.discard()
             throw error
         }
     }
@@ -147,31 +138,6 @@ public enum Engine {
 
     /// Cores this process may run on.
     public static var cores: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
-
-    /// Renames the staged folder into place; with `force`, swaps it with the old one atomically and then
-    /// deletes the old one, so a reader sees either the old output or the new, never a mix.
-    private static func commit(_ staging: String, to final: String, force: Bool) throws(EngineError) {
-        if force && FileSystem.kind(final) != .missing {
-            try FileSystem.exchange(staging, final, stage: "commit")
-            FileSystem.removeTree(staging)
-        } else {
-            let appeared = EngineError(
-                .cannotCreateOutput, file: final, reason: "appeared while quantizing (pass --force to replace it)",
-                stage: "commit")
-            do throws(EngineError) { try FileSystem.renameNoReplace(staging, final, stage: "commit") } catch {
-                if error.kind == .cannotCreateOutput { throw appeared }
-                // No RENAME_NOREPLACE here (NFS answers EINVAL): rename() never replaces a non-empty folder, and
-                // the staging folder holds at least the manifest, so a plain rename still cannot replace an output.
-                guard error.errno == EINVAL else { throw error }
-                guard FileSystem.kind(final) == .missing else { throw appeared }
-                guard rename(staging, final) == 0 else {
-                    let e = errno
-                    if e == EEXIST || e == ENOTEMPTY || e == ENOTDIR { throw appeared }
-                    throw FileSystem.error("rename to '\(final)'", staging, stage: "commit", errno: e)
-                }
-            }
-        }
-    }
 
     private static func writeManifest(_ manifest: Manifest, into staging: String) throws(EngineError) {
         let path = staging + "/manifest.json"

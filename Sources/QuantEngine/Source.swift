@@ -9,6 +9,8 @@ struct Source {
     let files: [SafeTensorsFile]
     let index: (name: String, bytes: [UInt8], parsed: ShardIndex)?
     let config: (bytes: [UInt8], value: JSONValue)?
+    /// Every other file of a folder input, relative to it (see `CarriedFiles`).
+    var carried: [String] = []
 
     static let sideFileLimit = 64 << 20
 
@@ -42,6 +44,7 @@ struct Source {
         var shards: [String] = []
         var indexName: String?
         var hasConfig = false
+        var others: [String] = []
         for name in names where !name.hasPrefix(".") {
             let full = dir + "/" + name
             if name.hasSuffix(".safetensors.index.json") {
@@ -57,6 +60,8 @@ struct Source {
                 shards.append(name)
             } else if name == "config.json" {
                 hasConfig = true
+            } else {
+                others.append(name)
             }
         }
         guard !shards.isEmpty else {
@@ -112,7 +117,8 @@ struct Source {
                 seen[t.name] = Path.base(of: f.path)
             }
         }
-        return Source(path: dir, files: files, index: index, config: config)
+        return Source(path: dir, files: files, index: index, config: config,
+                      carried: try CarriedFiles.list(dir, names: others))
     }
 }
 

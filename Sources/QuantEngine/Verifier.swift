@@ -25,11 +25,19 @@ public enum Verifier {
             + "\(manifest.tensors.count) tensors, \(manifest.outputs.count) files")
 
         let listed = Set(manifest.outputs.map(\.file) + ["manifest.json"])
-        if let names = try? FileSystem.list(folder, stage: "verify") {
-            for name in names where !listed.contains(name) {
-                report.problems.append("\(folder)/\(name): not listed in the manifest")
+        func walk(_ relative: String) {
+            guard let names = try? FileSystem.list(relative.isEmpty ? folder : folder + "/" + relative, stage: "verify")
+            else { return }
+            for name in names {
+                let path = relative.isEmpty ? name : relative + "/" + name
+                switch FileSystem.kind(folder + "/" + path) {
+                case .directory: walk(path)
+                case .file where listed.contains(path): continue
+                default: report.problems.append("\(folder)/\(path): not listed in the manifest")
+                }
             }
         }
+        walk("")
         for output in manifest.outputs {
             let path = folder + "/" + output.file
             do {
@@ -46,10 +54,9 @@ public enum Verifier {
     }
 
     private static func checkPlain(_ path: String, _ output: Manifest.OutputFile, _ report: inout Report) throws {
-        let bytes = try FileSystem.readWholeFile(path, limit: Source.sideFileLimit, stage: "verify")
-        let sha = SHA256.hash(data: bytes).hex
-        guard bytes.count == output.size, sha == output.sha256 else {
-            report.problems.append("\(path): size \(bytes.count) sha256 \(sha), manifest says size \(output.size) "
+        let (size, sha) = try CarriedFiles.hash(path, stage: "verify")
+        guard size == output.size, sha == output.sha256 else {
+            report.problems.append("\(path): size \(size) sha256 \(sha), manifest says size \(output.size) "
                 + "sha256 \(output.sha256)")
             return
         }

@@ -105,3 +105,38 @@ enum FileSystemCheck {
         return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
     }
 }
+
+struct Unpack: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Verify an output folder, then write the plain model folder that transformers and vLLM load as it is.",
+        discussion: """
+            Writes MODELDIR with each .zst decompressed under its original name (the quantized safetensors, in \
+            compressed-tensors layout), the index, config.json (with quantization_config) and every carried file \
+            (tokenizer, modules.json, subfolders). Staged beside MODELDIR and renamed into place when complete; \
+            nothing is written when a check fails. Exit codes: 0 ok, 65 the folder does not verify, 66 missing, \
+            73 MODELDIR exists (without --force) or cannot be created, 74 I/O error.
+            """
+    )
+
+    @Argument(help: "An output folder written by `quantd quantize` or the daemon.")
+    var folder: String
+
+    @Option(name: [.short, .customLong("output")], help: "The model folder to create.")
+    var output: String
+
+    @Flag(help: "Replace MODELDIR if it exists.")
+    var force = false
+
+    func run() throws {
+        guard FileSystemCheck.isDirectory(folder) else {
+            Terminal.error("\(folder): no such folder")
+            throw ExitCode(66)
+        }
+        do {
+            let files = try Unpacker.run(folder: folder, to: output, force: force)
+            print("unpacked \(folder) -> \(output): \(files.count) files")
+        } catch {
+            throw fail(error)
+        }
+    }
+}

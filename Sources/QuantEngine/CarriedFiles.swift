@@ -1,0 +1,115 @@
+import Crypto
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The files of a model folder that quantd does not rewrite (tokenizer files, `generation_config.json`,
+/// `modules.json`, `1_Pooling/config.json` and other subfolders, the model card): they travel byte for byte, so
+/// that the output folder is a model folder too. Listed without following symlinks; a symlink or anything that is
+/// not a regular file or folder is refused, naming it. Dot-names (`.git`, `.gitattributes`, editors' files) stay
+/// behind, as they do everywhere in quantd.
+enum CarriedFiles {
+    /// Bounds on what a folder may carry: entries listed in all, and folder depth.
+    static let maxEntries = 100_000
+    static let maxDepth = 16
+
+    /// The carried files below `root`, as paths relative to it (sorted, `/`-separated). `names` are the top-level
+    /// entries to consider (the caller has taken the shards, the index and `config.json`).
+    static func list(_ root: String, names: [String]) throws(EngineError) -> [String] {
+        var out: [String] = []
+        var seen = 0
+        func walk(_ relative: [String], depth: Int) throws(EngineError) {
+            let entries = relative.isEmpty ? names
+                : try FileSystem.list(root + "/" + relative.joined(separator: "/"), stage: "open")
+            for name in entries where !name.hasPrefix(".") {
+                seen += 1
+                let parts = relative + [name]
+                let path = parts.joined(separator: "/")
+                guard seen <= maxEntries else {
+                    throw EngineError(.badInput, file: root, reason: "holds more than \(maxEntries) files and folders "
+                        + "to carry", stage: "open")
+                }
+                switch FileSystem.kind(root + "/" + path) {
+                case .file:
+                    out.append(path)
+                case .directory:
+                    guard depth < maxDepth else {
+                        throw EngineError(.badInput, file: root + "/" + path,
+                                          reason: "folders nest deeper than \(maxDepth) levels", stage: "open")
+                    }
+                    try walk(parts, depth: depth + 1)
+                case .other:
+                    throw EngineError(.badInput, file: root + "/" + path,
+                                      reason: "not a regular file or folder (symlinks are not followed)", stage: "open")
+                case .missing:
+                    throw EngineError(.badInput, file: root + "/" + path, reason: "vanished while being listed",
+                                      stage: "open")
+                }
+            }
+        }
+        try walk([], depth: 1)
+        return out.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+    }
+
+    /// Copies `from` to the new file `to`, hashing the bytes as they pass; `expected`, when given, is the size and
+    /// sha256 the copy must have (a file that changed, or a corrupt output, is refused and the copy removed).
+    @discardableResult
+    static func copy(_ from: String, to: String, expected: (size: Int, sha256: String)? = nil, stage: String)
+        throws(EngineError) -> (size: Int, sha256: String)
+    {
+        let out = try OutputFile(creating: to, stage: stage)
+        do throws(EngineError) {
+            let result = try stream(from, stage: stage) { bytes throws(EngineError) in try out.write(bytes, stage: stage) }
+            if let expected, expected != result {
+                throw EngineError(.badInput, file: from, reason: "is \(result.size) bytes with sha256 \(result.sha256), "
+                    + "the manifest says \(expected.size) bytes with sha256 \(expected.sha256)", stage: stage)
+            }
+            try out.sync(stage: stage)
+            return result
+        } catch {
+            unlink(to)
+            throw error
+        }
+    }
+
+    /// Size and sha256 of a file, read in 1 MiB pieces (never followed through a symlink).
+    static func hash(_ path: String, stage: String) throws(EngineError) -> (size: Int, sha256: String) {
+        try stream(path, stage: stage) { _ throws(EngineError) in }
+    }
+
+    /// Reads a regular file in 1 MiB pieces through `body`, hashing them; refuses a file that changed size meanwhile.
+    static func stream(_ path: String, stage: String,
+                               _ body: (UnsafeRawBufferPointer) throws(EngineError) -> Void)
+        throws(EngineError) -> (size: Int, sha256: String)
+    {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else {
+            throw FileSystem.error("open", path, stage: stage, kind: errno == ENOENT ? .missingInput : .io)
+        }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw FileSystem.error("fstat", path, stage: stage) }
+        guard st.st_mode & S_IFMT == S_IFREG else {
+            throw EngineError(.badInput, file: path, reason: "not a regular file", stage: stage)
+        }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
+        defer { buffer.deallocate() }
+        var hash = SHA256()
+        var offset = 0
+        while true {
+            let n = pread(fd, buffer.baseAddress!, buffer.count, off_t(offset))
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { throw FileSystem.error("read", path, stage: stage) }
+            if n == 0 { break }
+            let piece = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+            hash.update(bufferPointer: piece)
+            try body(piece)
+            offset += n
+        }
+        guard offset == Int(st.st_size) else {
+            throw EngineError(.badInput, file: path, reason: "changed while being read (\(offset) bytes read, "
+                + "\(st.st_size) expected)", stage: stage)
+        }
+        return (offset, hash.finalize().hex)
+    }
+}
