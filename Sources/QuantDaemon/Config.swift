@@ -35,8 +35,11 @@ public struct DaemonConfig: Sendable, Equatable {
     /// Names this daemon's claims in active/ (`active/<instance>.<NAME>`), so that several daemons
     /// can share a spool and each requeues only its own claims at start.
     public var instance: String
-    /// How checkpoints are quantized (the `[quantize]` table).
+    /// How checkpoints are quantized (the `[quantize]` table). `scheme` sets the preset's granularity and group
+    /// size unless `granularity` or `group_size` are given too, wherever they stand.
     public var quantize = QuantizeOptions()
+    /// The `[quantize]` refinements set explicitly, which `scheme` leaves as they are.
+    var refined = Refinements()
     /// Bounds on what one input's headers may make the daemon allocate (the `[limits]` table): header
     /// bytes, tensors per file and rank. A tensor row (or header) needing more bytes at once than the whole
     /// memory budget is refused too (the engine checks its plan against `memory_budget_mib`).
@@ -145,6 +148,11 @@ public struct DaemonConfig: Sendable, Equatable {
                 }
             }
         }
+        // The ranges and combinations of the [quantize] keys are the engine's, checked once for flags and keys alike.
+        do throws(EngineError) { try config.quantize.validate() } catch {
+            let key = "quantize." + String(error.file.drop { $0 == "-" }.map { $0 == "-" ? "_" : $0 })
+            throw ConfigError(key: key, reason: error.reason, source: file)
+        }
         return config
     }
 
@@ -154,6 +162,15 @@ public struct DaemonConfig: Sendable, Equatable {
         for spec in Self.keys { figures[spec.name] = spec.read(self) }
         return figures
     }
+}
+
+/// Which keys were given, not what they hold: two configurations with the same values are equal however they
+/// were written.
+struct Refinements: Sendable, Equatable {
+    private var keys: Set<String> = []
+    func contains(_ key: String) -> Bool { keys.contains(key) }
+    mutating func insert(_ key: String) { keys.insert(key) }
+    static func == (_: Refinements, _: Refinements) -> Bool { true }
 }
 
 /// A setting from the command line, applied over the file.
@@ -337,12 +354,22 @@ extension DaemonConfig {
         ConfigKeySpec(name: "metrics_file",
                       apply: { c, v throws(Refusal) in c.metricsFile = try optionalPath(v) },
                       read: { .string($0.metricsFile ?? "") }),
+        ConfigKeySpec(name: "quantize.scheme", apply: { c, v throws(Refusal) in
+            let s = try string(v)
+            guard let scheme = QuantizeOptions.Scheme(name: s) else {
+                throw Refusal(reason: "expected \"W8A16\" or \"W8A8\", got \"\(s)\"")
+            }
+            c.quantize.scheme = scheme
+            if !c.refined.contains("granularity") { c.quantize.granularity = scheme.defaults.granularity }
+            if !c.refined.contains("group_size") { c.quantize.groupSize = scheme.defaults.groupSize }
+        }, read: { .string($0.quantize.scheme.rawValue) }),
         ConfigKeySpec(name: "quantize.granularity", apply: { c, v throws(Refusal) in
             let s = try string(v)
             guard let g = QuantizeOptions.Granularity(rawValue: s) else {
                 throw Refusal(reason: "expected \"tensor\", \"channel\" or \"group\", got \"\(s)\"")
             }
             c.quantize.granularity = g
+            c.refined.insert("granularity")
         }, read: { .string($0.quantize.granularity.rawValue) }),
         ConfigKeySpec(name: "quantize.calibration",
                       apply: { c, v throws(Refusal) in
@@ -372,7 +399,10 @@ extension DaemonConfig {
                       apply: { c, v throws(Refusal) in c.quantize.minElements = try int(v, 0...Int(Int32.max)) },
                       read: { number($0.quantize.minElements) }),
         ConfigKeySpec(name: "quantize.group_size",
-                      apply: { c, v throws(Refusal) in c.quantize.groupSize = try int(v, 1...(1 << 20)) },
+                      apply: { c, v throws(Refusal) in
+                          c.quantize.groupSize = try int(v, 1...(1 << 20))
+                          c.refined.insert("group_size")
+                      },
                       read: { number($0.quantize.groupSize) }),
         ConfigKeySpec(name: "quantize.symmetric",
                       apply: { c, v throws(Refusal) in c.quantize.symmetric = try bool(v) },

@@ -93,7 +93,7 @@ enum JobRunner {
             do throws(EngineError) {
                 result = .success(try Engine.quantize(
                     input: input, output: output, options: options, limits: limits, budget: budget,
-                    cancel: cancel, stagingTag: stagingTag, maxUnitBytes: budget.capacity,
+                    cancel: cancel, stagingTag: stagingTag, maxUnitBytes: budget.capacity, sourceName: name,
                     progress: { progress.report($0) }))
             } catch {
                 result = .failure(error)

@@ -84,14 +84,17 @@ public struct Spool: Sendable {
     }
 
     /// Renames `from` into `folder` under `name`, or the first distinct variant of it; returns the name used.
+    /// Variants longer than `maxBytes` are not tried.
     @discardableResult
-    func move(_ from: String, into folder: String, as name: String) throws(SystemError) -> String {
-        try move(Array(from.utf8), into: folder, as: name)
+    func move(_ from: String, into folder: String, as name: String, maxBytes: Int = 255) throws(SystemError) -> String {
+        try move(Array(from.utf8), into: folder, as: name, maxBytes: maxBytes)
     }
 
     @discardableResult
-    func move(_ from: [UInt8], into folder: String, as name: String) throws(SystemError) -> String {
-        for candidate in Self.distinctNames(name).prefix(10_000) {
+    func move(_ from: [UInt8], into folder: String, as name: String, maxBytes: Int = 255) throws(SystemError)
+        -> String
+    {
+        for candidate in Self.distinctNames(name).prefix(10_000) where candidate.utf8.count <= maxBytes {
             do {
                 try FS.renameNoReplace(from, folder + "/" + candidate)
                 try? FS.syncDirectory(folder)
@@ -121,8 +124,17 @@ public struct Spool: Sendable {
     /// 255 bytes.
     public var maxNameBytes: Int { min(226, 230 - instance.utf8.count) }
 
-    /// The temporary name a record is written under before it is renamed into place.
-    func recordTemp(_ name: String) -> String { failed + "/." + name + ".error.json.tmp-" + instance }
+    /// The longest name a bad input keeps as it is in `failed/`: it and its record `NAME.error.json` fit in
+    /// 255 bytes.
+    static let maxQuarantineNameBytes = 255 - ".error.json".utf8.count
+
+    /// The temporary name a record is written under before it is renamed into place: `.NAME.error.json.tmp-<instance>`,
+    /// with NAME shortened (as `shortened` does) where that would not fit in 255 bytes.
+    func recordTemp(_ name: String) -> String {
+        let suffix = ".error.json.tmp-" + instance
+        let key = 1 + name.utf8.count + suffix.utf8.count <= 255 ? name : shortened(name)
+        return failed + "/." + key + suffix
+    }
 
     /// Claims `incoming/NAME` by renaming it into `active/`. Returns false when it is gone
     /// (another daemon claimed it first); throws when the rename fails otherwise.
@@ -182,7 +194,14 @@ public struct Spool: Sendable {
     /// its record `failed/<name>.error.json`. Returns the name it got in `failed/`: `name`, or a shortened
     /// form of it when `name` is too long to hold a record beside it (the record keeps the whole name).
     func quarantine(from path: [UInt8], as name: String, record: FailureRecord) throws(SystemError) -> String {
-        let used = try move(path, into: failed, as: storableName(name))
+        let stored = storableName(name)
+        let used: String
+        do throws(SystemError) {
+            used = try move(path, into: failed, as: stored, maxBytes: Self.maxQuarantineNameBytes)
+        } catch where error.errno == EEXIST && stored == name {
+            // Every variant of a name near the bound that fits is taken: the shortened form, with its hash, is not.
+            used = try move(path, into: failed, as: shortened(name), maxBytes: Self.maxQuarantineNameBytes)
+        }
         var record = record
         record.quarantinedAs = used
         try FS.writeAtomically(record.encoded(), to: failed + "/" + used + ".error.json", temp: recordTemp(used))
@@ -190,10 +209,14 @@ public struct Spool: Sendable {
         return used
     }
 
-    /// `name`, or when longer than `maxNameBytes` its first `maxNameBytes - 30` bytes (whole characters), `~`,
-    /// a hash of the whole name in hex, and the `.safetensors` suffix if it had one.
+    /// `name`, or when it and its record would not fit in 255 bytes, `shortened(name)`.
     func storableName(_ name: String) -> String {
-        guard name.utf8.count > maxNameBytes else { return name }
+        name.utf8.count > Self.maxQuarantineNameBytes ? shortened(name) : name
+    }
+
+    /// The first `maxNameBytes - 30` bytes of `name` (whole characters), `~`, a hash of the whole name in hex, and
+    /// the `.safetensors` suffix if it had one.
+    func shortened(_ name: String) -> String {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         for byte in name.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
         var prefix = ""

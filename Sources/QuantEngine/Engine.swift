@@ -30,6 +30,8 @@ public enum Engine {
     /// a daemon restarting beside others removes only its own stale staging. With `maxUnitBytes`, a work unit
     /// that needs more bytes at once (a tensor row, or a header; the daemon passes its whole memory budget) is
     /// refused as a bad input before anything is written; without it such a unit is granted the budget alone.
+    /// `sourceName` is the name a single-file input had when it was dropped (the daemon's claim renames it): it names
+    /// the output `NAME.zst` and the manifest's source. The shards of a folder keep their own names.
     public static func quantize(
         input: String,
         output: String,
@@ -40,6 +42,7 @@ public enum Engine {
         cancel: CancellationFlag? = nil,
         stagingTag: String? = nil,
         maxUnitBytes: Int? = nil,
+        sourceName: String? = nil,
         progress: (@Sendable (Progress) -> Void)? = nil
     ) throws(EngineError) -> Manifest {
         let clock = ContinuousClock()
@@ -58,7 +61,7 @@ public enum Engine {
             let keep = options.keepNonFinite ? try nonFiniteCandidates(file, selection: selection) : []
             let guarded = try SensitivityGuard.decide(file, selection: selection, options: options, keep: keep)
             plans.append(Planner.plan(file: file, selection: selection, options: options, keep: keep,
-                                      guarded: guarded))
+                                      guarded: guarded, name: source.isFolder ? nil : sourceName))
         }
         if let maxUnitBytes { try checkUnits(plans, fit: maxUnitBytes) }
         let t1 = clock.now
@@ -187,14 +190,32 @@ public enum Engine {
                 bits: 8, format: l.format, granularity: l.granularity,
                 groupSize: l.granularity == .group ? l.groupSize : nil, symmetric: l.symmetric,
                 calibrator: options.calibration, scaleDtype: l.scaleStorage,
-                inputActivations: options.scheme.inputActivations, calibrationFallback: nil)
+                inputActivations: options.scheme.inputActivations,
+                calibrationFallback: Self.fallback(s.calibration, calibrator: options.calibration))
             let figures = Manifest.ErrorFigures(relativeRmse: s.relativeRMSE, sqnrDb: s.sqnrDB.isFinite ? s.sqnrDB : nil,
                                                 maxAbsError: Double(s.maxAbsError), clippedFraction: s.clippedFraction)
             return .init(name: info.name, file: plan.sourceName, shape: info.shape, sourceDtype: info.dtype.rawValue,
-                         storedDtype: l.format == .packQuantized ? "I32" : "I8", decision: "quantized", reason: p.reason, scheme: scheme, error: figures,
+                         storedDtype: l.format == .packQuantized ? "I32" : "I8", decision: "quantized",
+                         reason: p.reason, scheme: scheme, error: figures,
                          sensitivity: p.sensitivity, sourceBytes: info.byteCount,
                          storedBytes: l.storedBytes(shape: info.shape))
         }
+    }
+
+    /// What the manifest says of groups that got absmax's range instead of the calibrator's; nil when none did.
+    static func fallback(_ c: CalibrationCounts, calibrator: QuantizeOptions.Calibration) -> Manifest.CalibrationFallback? {
+        guard c.tooFew + c.worse > 0 else { return nil }
+        var why: [String] = []
+        if c.tooFew > 0 {
+            let needed = calibrator.calibrator(percentile: 99)?.minimumValues ?? 1
+            why.append("\(c.tooFew) with fewer than the \(needed) values \(calibrator.rawValue) needs")
+        }
+        if c.worse > 0 {
+            why.append("\(c.worse) where its range gave more than \(CalibrationGuard.tolerance) times absmax's "
+                + "squared error")
+        }
+        return .init(groups: c.tooFew + c.worse, of: c.groups, tooFew: c.tooFew, worse: c.worse,
+                     reason: "absmax used for " + why.joined(separator: "; "))
     }
 
     static func totals(_ records: [Manifest.TensorRecord], outputs: [Manifest.OutputFile]) -> Manifest.Totals {
@@ -202,6 +223,10 @@ public enum Engine {
         let sourceBytes = records.reduce(0) { $0 + $1.sourceBytes }
         let compressed = outputs.reduce(0) { $0 + $1.size }
         let weights = quantized.reduce(0) { $0 + $1.shape.reduce(1, *) }
+        // Codes, scales and zero points; not the few bytes of a packed tensor's `_shape`.
+        let payload = quantized.reduce(0) {
+            $0 + $1.storedBytes - ($1.scheme?.format == .packQuantized ? 8 * $1.shape.count : 0)
+        }
         let worst = quantized.min { ($0.error?.sqnrDb ?? .infinity) < ($1.error?.sqnrDb ?? .infinity) }
         let sqnrs = quantized.map { $0.error?.sqnrDb ?? .infinity }.sorted()
         let middle = sqnrs.isEmpty ? Double.infinity : sqnrs.count % 2 == 1 ? sqnrs[sqnrs.count / 2]
@@ -210,15 +235,16 @@ public enum Engine {
                      sourceBytes: sourceBytes, outputRawBytes: outputs.reduce(0) { $0 + $1.rawSize },
                      compressedBytes: compressed,
                      compressionRatio: compressed > 0 ? Double(sourceBytes) / Double(compressed) : 0,
-                     bitsPerQuantizedWeight: weights > 0
-                        ? Double(quantized.reduce(0) { $0 + $1.storedBytes } * 8) / Double(weights) : nil,
+                     bitsPerQuantizedWeight: weights > 0 ? Double(payload * 8) / Double(weights) : nil,
                      worstTensor: worst?.name, worstSqnrDb: worst?.error?.sqnrDb,
                      medianSqnrDb: middle.isFinite ? middle : nil)
     }
 }
 
 extension QuantizeOptions {
-    func validate() throws(EngineError) {
+    /// The one check of the options' ranges and combinations (flags and daemon keys alike); the error names the
+    /// flag (`--granularity`, ...).
+    public func validate() throws(EngineError) {
         func bad(_ flag: String, _ why: String) -> EngineError {
             EngineError(.usage, file: flag, reason: why, stage: "plan")
         }

@@ -99,8 +99,12 @@ public struct Manifest: Sendable, Codable, Hashable {
 
     /// How many of a tensor's groups were given absmax's range instead of the calibrator's, and why.
     public struct CalibrationFallback: Sendable, Codable, Hashable {
+        /// Groups given absmax's range, of the tensor's `of` groups.
         public var groups: Int
         public var of: Int
+        /// Of those, groups with fewer values than the method needs, and groups where it did worse than absmax.
+        public var tooFew: Int
+        public var worse: Int
         public var reason: String
     }
 

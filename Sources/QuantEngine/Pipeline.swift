@@ -29,6 +29,8 @@ private final class TensorState: @unchecked Sendable {
     let zeroPoints: UnsafeMutableBufferPointer<Int8>
     let tileStats: UnsafeMutableBufferPointer<ErrorStats>
     var params: QuantParams?
+    /// How the per-tensor calibration fared (per-tensor granularity; the tiles count their own groups).
+    var calibration = CalibrationCounts()
     var tilesLeft: Int
 
     init(layout: QuantLayout, tiles: Int) {
@@ -47,7 +49,11 @@ private final class TensorState: @unchecked Sendable {
         tileStats.deallocate()
     }
 
-    var stats: ErrorStats { tileStats.reduce(into: ErrorStats.zero) { $0.merge($1) } }
+    var stats: ErrorStats {
+        var total = tileStats.reduce(into: ErrorStats.zero) { $0.merge($1) }
+        total.calibration.merge(calibration)
+        return total
+    }
 }
 
 /// Worker-private scratch: decoded floats and int8 codes of the current tile.
@@ -233,7 +239,7 @@ final class Pipeline: @unchecked Sendable {
                 let x = try TensorQuantizer.floats(p.info, file: file)
                 let range = x.withUnsafeBufferPointer { Kernels.range($0) }
                 if range.nonFinite > 0 { throw nonFinite(p, count: range.nonFinite) }
-                params = x.withUnsafeBufferPointer {
+                (params, s.calibration) = x.withUnsafeBufferPointer {
                     TensorQuantizer.tensorParams($0, range: range, layout: p.layout!, calibrator: calibrator)
                 }
             } else {

@@ -188,7 +188,7 @@ enum Planner {
 
     static func plan(
         file: SafeTensorsFile, selection: Selection, options: QuantizeOptions, keep: Set<String>,
-        guarded: [String: SensitivityGuard.Decision] = [:]
+        guarded: [String: SensitivityGuard.Decision] = [:], name: String? = nil
     ) -> FilePlan {
         let header = file.header
         let names = Set(header.tensors.map(\.name))
@@ -263,7 +263,7 @@ enum Planner {
                 units.append(Unit(kind: .shape(tensor: i), inputBytes: 0, outputBytes: 8 * p.info.shape.count))
             }
         }
-        let name = Path.base(of: file.path)
+        let name = name ?? Path.base(of: file.path)
         return FilePlan(sourcePath: file.path, sourceName: name, outputName: name + ".zst", tensors: tensors,
                         outputHeader: headerBytes, outputTensors: outInfos, units: units,
                         inputHeaderBytes: header.dataStart, tilesPerTensor: tiles,

@@ -7,11 +7,16 @@ import Synchronization
 /// that what the guard measures is what the pipeline writes.
 enum TensorQuantizer {
     /// Per-tensor params from the whole tensor's finite values `x` and their `range`.
+    /// Per-tensor params from the whole tensor's finite values `x` and their `range`, and how the calibrator
+    /// fared (`CalibrationGuard`).
     static func tensorParams(_ x: UnsafeBufferPointer<Float>, range: RangeStats, layout: QuantLayout,
-                             calibrator: (any Calibrator)?) -> QuantParams {
+                             calibrator: (any Calibrator)?) -> (params: QuantParams, calibration: CalibrationCounts) {
         let grid = layout.grid
-        guard let calibrator, x.count > 0 else { return grid.params(.full(range, symmetric: grid.symmetric)) }
-        return grid.params(calibrator.range(x, observed: range, grid: grid))
+        var counts = CalibrationCounts()
+        guard let calibrator, x.count > 0 else { return (grid.params(.full(range, symmetric: grid.symmetric)), counts) }
+        let guarded = CalibrationGuard.range(calibrator, x, observed: range, grid: grid)
+        counts.count(guarded.outcome)
+        return (grid.params(guarded.range), counts)
     }
 
     /// Rows of a per-channel or per-group tensor: codes, scales and zero points (sized by the caller).
@@ -32,8 +37,10 @@ enum TensorQuantizer {
         if layout.granularity == .tensor {
             let range = Kernels.range(x)
             guard range.nonFinite == 0 else { return nil }
-            let params = tensorParams(x, range: range, layout: layout, calibrator: calibrator)
-            return Kernels.quantize(x, params: params, symmetric: layout.symmetric, q: q)
+            let (params, calibration) = tensorParams(x, range: range, layout: layout, calibrator: calibrator)
+            var stats = Kernels.quantize(x, params: params, symmetric: layout.symmetric, q: q)
+            stats.calibration = calibration
+            return stats
         }
         let scales = UnsafeMutableBufferPointer<Float>.allocate(capacity: layout.scaleCount)
         let zeroPoints = UnsafeMutableBufferPointer<Int8>.allocate(capacity: layout.symmetric ? 0 : layout.scaleCount)

@@ -14,6 +14,9 @@ struct Source {
 
     static let sideFileLimit = 64 << 20
 
+    /// A folder of shards, rather than one file.
+    var isFolder: Bool { FileSystem.kind(path) == .directory }
+
     /// A folder with a transformers `config.json` (it names `model_type` or `architectures`): its consumers load
     /// linear layers quantized and everything else as it was.
     var isModelFolder: Bool {

@@ -9,6 +9,60 @@ public protocol Calibrator: Sendable {
     /// calibrator that searches must measure at `grid.bits`). `observed` holds their min and max. Symmetric
     /// grids read max(-lo, hi) of the result as the absmax. Values outside the range are clipped.
     func range(_ x: UnsafeBufferPointer<Float>, observed: RangeStats, grid: CodeGrid) -> ClipRange
+
+    /// The fewest values for which the method means something (entropy's histogram needs as many values as bins);
+    /// smaller groups get absmax's range (`CalibrationGuard`).
+    var minimumValues: Int { get }
+}
+
+extension Calibrator {
+    public var minimumValues: Int { 1 }
+}
+
+/// Calibrators never wreck a weight. Per group, a calibrator's range is used only when the group has at least
+/// `minimumValues` values and the range quantizes the group with at most `tolerance` times absmax's squared
+/// error; otherwise the group gets absmax's range (its min/max), and the outcome says why, for the manifest.
+/// Both checks depend on the values alone, so outputs stay the same whatever the thread count or machine.
+public enum CalibrationGuard {
+    /// 1.1: a calibrator may cost at most 0.41 dB of SQNR against absmax on a group before absmax is used.
+    public static let tolerance = 1.1
+
+    public enum Outcome: Sendable { case calibrated, tooFew, worse }
+
+    public static func range(_ calibrator: any Calibrator, _ x: UnsafeBufferPointer<Float>, observed: RangeStats,
+                             grid: CodeGrid) -> (range: ClipRange, outcome: Outcome) {
+        let full = ClipRange.full(observed, symmetric: grid.symmetric)
+        guard x.count >= calibrator.minimumValues else { return (full, .tooFew) }
+        let clip = calibrator.range(x, observed: observed, grid: grid)
+        let error = Kernels.squaredError(x, params: grid.params(clip), grid: grid)
+        let absmax = Kernels.squaredError(x, params: grid.params(full), grid: grid)
+        return error > absmax * tolerance ? (full, .worse) : (clip, .calibrated)
+    }
+}
+
+/// How a tensor's groups were calibrated: mergeable across tiles like `ErrorStats`.
+public struct CalibrationCounts: Sendable, Hashable {
+    /// Groups a calibrator was asked for.
+    public var groups = 0
+    /// Groups with fewer values than the calibrator's `minimumValues`: given absmax's range.
+    public var tooFew = 0
+    /// Groups whose calibrated range had more than `CalibrationGuard.tolerance` times absmax's error: given
+    /// absmax's range.
+    public var worse = 0
+
+    public init() {}
+
+    public mutating func count(_ outcome: CalibrationGuard.Outcome) {
+        groups += 1
+        if outcome == .tooFew { tooFew += 1 }
+        if outcome == .worse { worse += 1 }
+    }
+
+    public mutating func merge(_ other: CalibrationCounts) {
+        groups += other.groups
+        tooFew += other.tooFew
+        worse += other.worse
+    }
 }
 
 /// The calibrators by name: adding one is its file and a case here.

@@ -23,6 +23,9 @@ public struct EntropyCalibrator: Calibrator {
 
     public var name: String { "entropy" }
 
+    /// A histogram of fewer values than bins says nothing about where to clip.
+    public var minimumValues: Int { Self.bins }
+
     /// Which values a histogram holds.
     enum Side {
         case magnitude, positive, negative

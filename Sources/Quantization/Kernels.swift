@@ -134,6 +134,7 @@ public enum Kernels {
         guard let xs = x.baseAddress, let qs = q.baseAddress else { return TileResult(stats: .zero, nonFinite: 0) }
         var errors = LaneErrors()
         var nonFinite = 0
+        var calibration = CalibrationCounts()
         for r in 0..<rows {
             var c = 0
             var g = r * groups
@@ -142,9 +143,13 @@ public enum Kernels {
                 let p = xs + (r * cols + c)
                 let range = groupRange(p, n, &errors.squaredSignal, withSignal: true)
                 nonFinite += range.nonFinite
-                let clip = range.nonFinite == 0
-                    ? calibrator.range(UnsafeBufferPointer(start: p, count: n), observed: range, grid: grid)
-                    : ClipRange.full(range, symmetric: grid.symmetric)
+                var clip = ClipRange.full(range, symmetric: grid.symmetric)
+                if range.nonFinite == 0 {
+                    let guarded = CalibrationGuard.range(calibrator, UnsafeBufferPointer(start: p, count: n),
+                                                         observed: range, grid: grid)
+                    clip = guarded.range
+                    calibration.count(guarded.outcome)
+                }
                 let params = grid.params(clip)
                 scales[g] = params.scale
                 if !grid.symmetric { zeroPoints[g] = params.zeroPoint }
@@ -154,7 +159,9 @@ public enum Kernels {
             }
             errors.flush()
         }
-        return TileResult(stats: errors.total, nonFinite: nonFinite)
+        var stats = errors.total
+        stats.calibration = calibration
+        return TileResult(stats: stats, nonFinite: nonFinite)
     }
 
     /// Sum of squared quantization errors of `x` (finite values) with `params` on `grid` (any bit width), without

@@ -185,6 +185,8 @@ public struct ErrorStats: Sendable, Hashable {
     public var maxAbsError: Float
     /// Values whose rounded code, before clamping, fell outside the code range.
     public var clipped: Int
+    /// How a calibrator fared on the groups (all zero without one).
+    public var calibration = CalibrationCounts()
 
     public init(count: Int, sumSquaredError: Double, sumSquaredSignal: Double, maxAbsError: Float, clipped: Int) {
         self.count = count
@@ -202,6 +204,7 @@ public struct ErrorStats: Sendable, Hashable {
         sumSquaredSignal += other.sumSquaredSignal
         maxAbsError = Swift.max(maxAbsError, other.maxAbsError)
         clipped += other.clipped
+        calibration.merge(other.calibration)
     }
 
     /// sqrt(sse / sss); 0 when the error is 0, +infinity when only the signal is 0.

@@ -75,6 +75,7 @@ public enum ReferenceKernels {
                                q: q.count, scales: scales.count, zeroPoints: zeroPoints.count)
         var errors = ErrorAccumulator()
         var nonFinite = 0
+        var calibration = CalibrationCounts()
         for r in 0..<rows {
             for g in 0..<groups {
                 let start = r * cols + g * groupSize
@@ -84,7 +85,9 @@ public enum ReferenceKernels {
                 nonFinite += range.nonFinite
                 var clip = ClipRange.full(range, symmetric: symmetric)
                 if let calibrator, range.nonFinite == 0 {
-                    clip = calibrator.range(group, observed: range, grid: grid)
+                    let guarded = CalibrationGuard.range(calibrator, group, observed: range, grid: grid)
+                    clip = guarded.range
+                    calibration.count(guarded.outcome)
                 }
                 let params = grid.params(clip)
                 scales[r * groups + g] = params.scale
@@ -93,7 +96,9 @@ public enum ReferenceKernels {
                 for i in start..<end { q[i] = errors.add(x[i], book) }
             }
         }
-        return TileResult(stats: errors.stats, nonFinite: nonFinite)
+        var stats = errors.stats
+        stats.calibration = calibration
+        return TileResult(stats: stats, nonFinite: nonFinite)
     }
 
     /// Same contract as `Kernels.quantize`.

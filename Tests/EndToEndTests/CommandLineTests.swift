@@ -53,8 +53,11 @@ import TestSupport
         let r = Shell.run(zstd, ["-q", "-d", dir["out"] + "/model.safetensors.zst", "-o", dir["plain.safetensors"]])
         #expect(r.status == 0, "\(r.stderr)")
         let plain = try Decoded(safetensors: try TempDir.read(dir["plain.safetensors"]))
-        #expect(plain.tensor("enc.1.weight")?.dtype == .I8)
-        #expect(plain.tensor("enc.1.weight_scale")?.shape == [700, 4])   // default: groups of 128
+        // The default (W8A16): compressed-tensors' pack-quantized layout, groups of 128.
+        #expect(plain.tensor("enc.1.weight_packed")?.dtype == .I32 && plain.tensor("enc.1.weight_packed")?.shape == [700, 128])
+        #expect(plain.tensor("enc.1.weight_scale")?.shape == [700, 4])
+        #expect(plain.int64s("enc.1.weight_shape") == [700, 512])
+        #expect(plain.tensor("enc.1.weight") == nil)
         #expect(plain.header.metadata.contains { $0.key == "quantd_version" })
     }
 
@@ -152,9 +155,9 @@ struct FixtureTests {
         #expect(original.header.tensors.count == 104)
         #expect(out.raw("embeddings.position_ids") == original.raw("embeddings.position_ids"))
         var quantized = 0
-        for t in original.header.tensors where out.tensor(t.name)?.dtype == .I8 {
+        for t in original.header.tensors where out.codeTensor(t.name)?.dtype == .I32 {
             quantized += 1
-            let x = original.floats(t.name), q = out.int8s(t.name), s = out.floats(t.name + "_scale")
+            let x = original.floats(t.name), q = out.codes(t.name), s = out.floats(t.name + "_scale")
             let cols = x.count / t.shape[0]
             var worst: Float = 0
             for i in 0..<x.count { worst = max(worst, abs(s[i / cols] * Float(q[i]) - x[i]) / s[i / cols]) }
@@ -181,8 +184,8 @@ struct FixtureTests {
 
         let original = try Decoded(safetensors: try TempDir.read(Paths.minilm))
         let out = try Decoded(zst: dir["default"] + "/model.safetensors.zst")
-        for t in original.header.tensors where out.tensor(t.name)?.dtype == .I8 {
-            let x = original.floats(t.name), q = out.int8s(t.name), s = out.floats(t.name + "_scale")
+        for t in original.header.tensors where out.tensor(t.name + "_scale") != nil {
+            let x = original.floats(t.name), q = out.codes(t.name), s = out.floats(t.name + "_scale")
             let cols = x.count / t.shape[0], groups = s.count / t.shape[0]
             let groupSize = (cols + groups - 1) / groups
             var worst: Float = 0
@@ -239,30 +242,62 @@ struct FixtureTests {
         #expect(quantd(["verify", dir["out"]]).status == 0)
     }
 
-    @Test("Python's safetensors loads the decompressed output",
+    /// The packed layout unpacks, by a numpy implementation written from compressed-tensors' description of
+    /// `pack_to_int32` (8 bits: word j of a row holds codes 4j..4j+3, code i in bits 8i..8i+7 as code + 128), to the
+    /// same codes as the unpacked layout of the same quantization (W8A16 per channel against W8A8); asymmetric groups
+    /// with packed zero points dequantize within half a scale.
+    @Test("Python's safetensors loads the decompressed output; the packed layout unpacks to the same codes",
           .enabled(if: Shell.python(has: ["safetensors", "numpy"]), "python3 with safetensors and numpy is absent"))
     func pythonInterop() throws {
         let dir = TempDir("quantd-minilm")
         defer { dir.remove() }
-        #expect(quantd(["quantize", Paths.minilm, "-o", dir["out"], "--asymmetric", "--granularity", "group"]).status == 0)
         let zstd = try #require(Shell.which("zstd"))
-        #expect(Shell.run(zstd, ["-q", "-d", dir["out"] + "/model.safetensors.zst", "-o", dir["m.safetensors"]]).status == 0)
+        for (out, extra) in [("packed", ["--granularity", "channel"]), ("plain", ["--scheme", "W8A8"]),
+                             ("asym", ["--asymmetric", "--granularity", "group"])] {
+            #expect(quantd(["quantize", Paths.minilm, "-o", dir[out]] + extra).status == 0)
+            #expect(Shell.run(zstd, ["-q", "-d", dir[out] + "/model.safetensors.zst", "-o", dir[out + ".safetensors"]])
+                .status == 0)
+        }
         let script = """
             import sys, numpy as np
             from safetensors.numpy import load_file
-            q = load_file(sys.argv[1]); x = load_file(sys.argv[2])
+            packed, plain, asym, x = (load_file(p) for p in sys.argv[1:5])
+
+            def unpack(words, cols):        # [rows, W] int32 -> [rows, cols] int8
+                u = words.astype(np.int64) & 0xFFFFFFFF
+                b = np.stack([(u >> (8 * i)) & 0xFF for i in range(4)], axis=-1).reshape(words.shape[0], -1)
+                return (b[:, :cols] - 128).astype(np.int8)
+
+            def unpack_dim0(words, rows):   # [ceil(rows/4), G] int32 -> [rows, G] int8
+                u = words.astype(np.int64) & 0xFFFFFFFF
+                b = np.stack([(u >> (8 * i)) & 0xFF for i in range(4)], axis=1).reshape(-1, words.shape[1])
+                return (b[:rows] - 128).astype(np.int8)
+
+            checked = 0
+            for name in x:
+                if name + "_packed" not in packed:
+                    continue
+                shape = tuple(packed[name + "_shape"])
+                assert packed[name + "_packed"].dtype == np.int32 and plain[name].dtype == np.int8
+                q = unpack(packed[name + "_packed"], int(np.prod(shape)) // shape[0]).reshape(shape)
+                assert (q == plain[name]).all(), name
+                assert (packed[name + "_scale"] == plain[name + "_scale"]).all(), name
+                checked += 1
             name = "encoder.layer.0.attention.self.query.weight"
-            w, s, z = q[name].astype(np.float32), q[name + "_scale"], q[name + "_zero_point"].astype(np.float32)
-            assert q[name].dtype == np.int8 and s.shape == (384, 3), s.shape
+            s, zp = asym[name + "_scale"], asym[name + "_zero_point"]
+            assert zp.dtype == np.int32 and zp.shape == (96, 3) and s.shape == (384, 3), (zp.shape, s.shape)
+            w = unpack(asym[name + "_packed"], 384).astype(np.float32)
+            z = unpack_dim0(zp, 384).astype(np.float32)
             deq = (w.reshape(384, 3, 128) - z[:, :, None]) * s[:, :, None]
-            err = np.abs(deq.reshape(384, 384) - x[name]).max()
-            assert err <= (s.max() * 0.5001), err
-            assert (q["embeddings.position_ids"] == x["embeddings.position_ids"]).all()
-            print("ok", len(q))
+            assert np.abs(deq.reshape(384, 384) - x[name]).max() <= s.max() * 0.5001
+            assert (packed["embeddings.position_ids"] == x["embeddings.position_ids"]).all()
+            print("ok", checked)
             """
-        let r = Shell.run(try #require(Shell.which("python3")), ["-c", script, dir["m.safetensors"], Paths.minilm])
+        let r = Shell.run(try #require(Shell.which("python3")), ["-c", script, dir["packed.safetensors"],
+                                                                 dir["plain.safetensors"], dir["asym.safetensors"],
+                                                                 Paths.minilm])
         #expect(r.status == 0, "\(r.stderr)")
-        #expect(r.stdout.contains("ok"))
+        #expect(r.stdout.contains("ok 40"), "\(r.stdout)")
     }
 }
 
@@ -282,7 +317,8 @@ struct FixtureTests {
         try c.write(to: dir["model.safetensors"])
         for extra in [[String](), ["--asymmetric", "--granularity", "group", "--group-size", "64"],
                       ["--granularity", "tensor", "--asymmetric"], ["--granularity", "channel", "--scale-dtype", "f16"],
-                      ["--group-size", "64", "--scale-dtype", "f16", "--asymmetric"]] {
+                      ["--group-size", "64", "--scale-dtype", "f16", "--asymmetric"], ["--scheme", "W8A8"],
+                      ["--scheme", "W8A8", "--granularity", "tensor"], ["--group-size", "7"]] {
             _ = Shell.run("/bin/rm", ["-rf", dir["q-out"]])
             let q = Shell.run(Paths.quantd, ["quantize", dir["model.safetensors"], "-o", dir["q-out"]] + extra)
             #expect(q.status == 0, "\(q.stderr)")

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import QuantDaemon
+import QuantEngine
 
 @Suite("Configuration")
 struct ConfigTests {
@@ -22,6 +23,25 @@ struct ConfigTests {
         for key in DaemonConfig.keys.map(\.name) {
             let bare = key.split(separator: ".").last.map(String.init)!
             #expect(text.contains("\n\(bare) =") || text.contains("\n# \(bare) ="), "\(key) undocumented")
+        }
+    }
+
+    /// `scheme` sets the preset's granularity unless `granularity` is given too, before or after it; an invalid
+    /// combination is refused at load, naming the key.
+    @Test func schemeAndItsRefinements() throws {
+        func load(_ sets: [String]) throws(ConfigError) -> QuantizeOptions {
+            try DaemonConfig.load(file: nil, overrides: sets.map { .assignment($0) }, environment: [:]).quantize
+        }
+        #expect(try load(["quantize.scheme=W8A8"]) == QuantizeOptions(scheme: .w8a8))
+        #expect(try load(["quantize.scheme=w8a16"]).granularity == .group)
+        #expect(try load(["quantize.granularity=tensor", "quantize.scheme=W8A8"]).granularity == .tensor)
+        #expect(try load(["quantize.scheme=W8A8", "quantize.granularity=tensor"]).granularity == .tensor)
+        #expect(throws: ConfigError.self) { try load(["quantize.scheme=W4A16"]) }
+        do {
+            _ = try load(["quantize.scheme=W8A8", "quantize.granularity=group"])
+            Issue.record("W8A8 with groups was accepted")
+        } catch {
+            #expect(error.key == "quantize.granularity" && error.reason.contains("W8A8"), "\(error)")
         }
     }
 

@@ -47,6 +47,66 @@ struct EngineJobTests {
         #expect(try daemon.lines().filter { $0["event"] as? String == "committed" }.count == 2)
     }
 
+    /// The contract at the file level: `out/NAME/NAME.safetensors.zst`, and the manifest names the source as the
+    /// producer dropped it, whatever the daemon's instance (its claim is `active/<instance>.NAME`).
+    @Test func outputsAreNamedAfterTheDroppedFile() async throws {
+        let scratch = try Scratch()
+        defer { scratch.cleanUp() }
+        let daemon = try DaemonProcess(arguments: ["run", "--spool", scratch.spool, "--set", "instance=vm"] + Self.fast,
+                                       scratch: scratch)
+        defer { daemon.stop() }
+        try await daemon.waitFor("watching")
+        try scratch.drop(smallCheckpoint(seed: 7), as: "mini.safetensors")
+        try await daemon.waitFor("committed")
+        #expect(scratch.names("out/mini") == ["manifest.json", "mini.safetensors.zst"])
+        let manifest = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(
+            fileURLWithPath: scratch.spool + "/out/mini/manifest.json"))) as? [String: Any])
+        let sources = try #require(manifest["sources"] as? [[String: Any]])
+        let outputs = try #require(manifest["outputs"] as? [[String: Any]])
+        #expect(sources.compactMap { $0["file"] as? String } == ["mini.safetensors"])
+        #expect(outputs.compactMap { $0["source"] as? String } == ["mini.safetensors"])
+        let tested = try runTool("/usr/bin/env", ["zstd", "-t", "-q", scratch.spool + "/out/mini/mini.safetensors.zst"])
+        #expect(tested.status == 0, "zstd -t: \(tested.stdout)")
+    }
+
+    /// A model folder (weights, config.json, tokenizer files, a subfolder) comes out whole, and `quantd unpack`
+    /// gives back a plain folder holding every file as it was beside the decompressed quantized weights.
+    @Test func modelFolderTravelsWholeAndUnpacks() async throws {
+        let scratch = try Scratch()
+        defer { scratch.cleanUp() }
+        let daemon = try DaemonProcess(arguments: ["run", "--spool", scratch.spool] + Self.fast, scratch: scratch)
+        defer { daemon.stop() }
+        try await daemon.waitFor("watching")
+        let staging = scratch.incoming + "/.model.partial"
+        try FileManager.default.createDirectory(atPath: staging + "/1_Pooling", withIntermediateDirectories: true)
+        try Data(makeSafetensors(tensors: [("encoder.dense.weight", 64, 128), ("embeddings.word_embeddings.weight",
+                                                                                100, 64)], seed: 20))
+            .write(to: URL(fileURLWithPath: staging + "/model.safetensors"))
+        let carried: [String: String] = [
+            "config.json": #"{"model_type": "bert", "architectures": ["BertModel"]}"#,
+            "tokenizer.json": #"{"version": "1.0", "model": {"type": "WordPiece"}}"#, "vocab.txt": "[PAD]\nhello\n",
+            "1_Pooling/config.json": #"{"pooling_mode_mean_tokens": true}"#, "README.md": "# card\n",
+        ]
+        for (name, text) in carried { try Data(text.utf8).write(to: URL(fileURLWithPath: staging + "/" + name)) }
+        #expect(rename(staging, scratch.incoming + "/model") == 0)
+        try await daemon.waitFor("committed")
+        let out = scratch.spool + "/out/model"
+        let unpacked = scratch.path + "/model-unpacked"
+        let result = try runTool(quantdBinary, ["unpack", out, "-o", unpacked])
+        #expect(result.status == 0, "unpack: \(result.stdout)")
+        for (name, text) in carried where name != "config.json" {
+            #expect(try Data(contentsOf: URL(fileURLWithPath: unpacked + "/" + name)) == Data(text.utf8), "\(name)")
+        }
+        let config = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(
+            fileURLWithPath: unpacked + "/config.json"))) as? [String: Any])
+        let quantization = try #require(config["quantization_config"] as? [String: Any])
+        #expect(quantization["format"] as? String == "pack-quantized")
+        #expect(quantization["ignore"] as? [String] == ["embeddings.word_embeddings"])
+        let weights = try Data(contentsOf: URL(fileURLWithPath: unpacked + "/model.safetensors"))
+        #expect(String(decoding: weights.prefix(4096), as: UTF8.self).contains("encoder.dense.weight_packed"))
+        #expect(!FileManager.default.fileExists(atPath: unpacked + "/manifest.json"))
+    }
+
     @Test func slowInPlaceWriterIsCommittedWholeAndOnce() async throws {
         let scratch = try Scratch()
         defer { scratch.cleanUp() }
@@ -207,7 +267,8 @@ struct EngineJobTests {
         try await waitForStaging(scratch, "last")
         daemon.signal(SIGTERM)
         #expect(try await daemon.waitForExit(timeout: 90) == 0)
-        let events = try daemon.lines().compactMap { $0["event"] as? String }
+        // `progress` lines go on while the job finishes (every progress_seconds): the order of the rest is the contract.
+        let events = try daemon.lines().compactMap { $0["event"] as? String }.filter { $0 != "progress" }
         #expect(events.suffix(3) == ["stopping", "committed", "stopped"])
         let messages = try await socket.receive(timeout: 1) { _ in false }
         #expect(messages.contains { $0.contains("STOPPING=1") })

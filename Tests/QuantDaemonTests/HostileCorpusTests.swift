@@ -81,11 +81,13 @@ struct HostileCorpusTests {
         let instance = "hostile"
         let longest = String(repeating: "n", count: min(226, 230 - instance.count) - 12) + ".safetensors"
         let tooLong = String(repeating: "x", count: 255 - 12) + ".safetensors"
+        // Too long to claim, short enough that failed/NAME and failed/NAME.error.json fit: kept as it is.
+        let unclaimable = String(repeating: "y", count: 240 - 12) + ".safetensors"
         let names = ["with spaces in it.safetensors", "ünïcødé 模型 🤖.safetensors", "new\nline.safetensors", longest,
-                     tooLong]
+                     tooLong, unclaimable]
         for (index, name) in names.enumerated() {
             try Data(smallCheckpoint(seed: UInt64(40 + index))).write(to: URL(fileURLWithPath: incoming + name))
-            expected[name] = name == tooLong ? ("failed", "names of at most") : ("ok", "")
+            expected[name] = name == tooLong || name == unclaimable ? ("failed", "names of at most") : ("ok", "")
         }
         // Under a 16 MiB budget: a 24 MiB tensor is quantized tile by tile; one 20 MB row cannot be.
         try Data(makeSafetensors(tensors: [("big.weight", 3072, 2048)], seed: 50))

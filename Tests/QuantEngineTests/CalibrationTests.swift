@@ -43,7 +43,7 @@ func spiky(rows: Int, cols: Int, rng: inout SeededRandom) -> [Float] {
         let deq = try Decoded(safetensors: try TempDir.read(files[0]))
         let original = try Decoded(safetensors: c.bytes)
         for r in m.tensors where r.decision == "quantized" {
-            #expect(r.scheme?.calibrator == calibration.rawValue && r.scheme?.scaleDtype == "F32")
+            #expect(r.scheme?.calibrator == calibration && r.scheme?.scaleDtype == .F32)
             guard let db = r.error?.sqnrDb else { continue }
             let measured = sqnr(original.floats(r.name), deq.floats(r.name))
             #expect(abs(measured - db) < 0.01, "\(r.name): manifest \(db) dB, dequantized \(measured) dB")
@@ -69,14 +69,16 @@ func spiky(rows: Int, cols: Int, rng: inout SeededRandom) -> [Float] {
         let dtype: DType = scaleDtype == .f16 ? .F16 : .BF16
         #expect(out.tensor(name + "_scale")?.dtype == dtype && out.tensor(name + "_scale")?.shape == [64, 10])
         let r = try #require(m.tensors.first { $0.name == name })
-        #expect(r.scheme?.scaleDtype == dtype.rawValue)
-        #expect(r.storedBytes == 64 * 300 + 64 * 10 * (symmetric ? 2 : 3))
+        #expect(r.scheme?.scaleDtype == dtype)
+        // Codes, 10 scales a row (groups of 30: 32 does not divide 300), zero points, and the I64 [64, 300] shape.
+        #expect(r.storedBytes == 64 * 300 + 64 * 10 * (symmetric ? 2 : 3) + 16)
+        #expect(r.scheme?.groupSize == 30 && r.reason.contains("group 32 does not divide 300 columns: groups of 30"))
         let files = try Dequantizer.run(folder: s.output, to: s.dir["deq.safetensors"])
         let deq = try Decoded(safetensors: try TempDir.read(files[0]))
         let x = try Decoded(safetensors: c.bytes).floats(name), y = deq.floats(name)
         let scales = out.floats(name + "_scale")
         for i in 0..<x.count {
-            let scale = scales[(i / 300) * 10 + (i % 300) / 32]
+            let scale = scales[(i / 300) * 10 + (i % 300) / 30]
             #expect(abs(x[i] - y[i]) <= scale * 0.5001, "\(name)[\(i)]")
             if abs(x[i] - y[i]) > scale * 0.5001 { break }
         }
@@ -127,7 +129,8 @@ func spiky(rows: Int, cols: Int, rng: inout SeededRandom) -> [Float] {
         // The others keep the configured scheme and carry no guard record.
         let others = m.tensors.filter { $0.decision == "quantized" && $0.name != "spiky.weight" }
         #expect(others.count == 4 && others.allSatisfy { $0.sensitivity == nil })
-        #expect(others.first { $0.name == "layer.0.mlp.up.weight" }?.scheme?.groupSize == 128)
+        // 128 does not divide its 300 columns: groups of 100, the largest divisor below it.
+        #expect(others.first { $0.name == "layer.0.mlp.up.weight" }?.scheme?.groupSize == 100)
         // Without the guard the same tensor falls below the bar.
         var plain = QuantizeOptions()
         plain.minSQNR = nil
@@ -178,6 +181,43 @@ func spiky(rows: Int, cols: Int, rng: inout SeededRandom) -> [Float] {
         }
     }
 
+    /// Calibrators never wreck a weight: where a method has too few values (entropy's histogram on rows shorter
+    /// than its 2048 bins), or its range costs more than `CalibrationGuard.tolerance` times absmax's error
+    /// (percentile 50 clips half of every group), the group gets absmax's range, and the manifest says so.
+    @Test("a calibrator falls back to absmax where it has too few values or does worse, and the manifest says so")
+    func calibratorFallback() throws {
+        let c = mixedCheckpoint()
+        let s = try Setup(c)
+        defer { s.dir.remove() }
+        var plain = QuantizeOptions()
+        plain.granularity = .channel
+        let absmax = try Engine.quantize(input: s.input, output: s.dir["absmax"], options: plain)
+        let reference = try Decoded(zst: s.dir["absmax"] + "/model.safetensors.zst")
+        for (name, calibration, percentile) in [("entropy", QuantizeOptions.Calibration.entropy, 99.99),
+                                                 ("p50", .percentile, 50)] {
+            var o = plain
+            o.calibration = calibration
+            o.percentile = percentile
+            let m = try Engine.quantize(input: s.input, output: s.dir[name], options: o)
+            let out = try Decoded(zst: s.dir[name] + "/model.safetensors.zst")
+            // Constant and all-zero rows: every percentile is their absmax, nothing to fall back from.
+            for r in m.tensors where r.decision == "quantized" && !(calibration == .percentile && r.name == "rows.weight") {
+                let fallback = try #require(r.scheme?.calibrationFallback, "\(name): \(r.name)")
+                #expect(fallback.groups == r.shape[0] && fallback.of == r.shape[0])
+                #expect(fallback.reason.contains(calibration == .entropy ? "fewer than the 2048 values" : "times absmax"))
+                #expect(out.codes(r.name) == reference.codes(r.name), "\(name): \(r.name) as absmax")
+                let plainRecord = absmax.tensors.first { $0.name == r.name }!
+                // The same codes; the figures agree up to the two paths' summation order.
+                #expect(abs((r.error?.sqnrDb ?? 0) - (plainRecord.error?.sqnrDb ?? 0)) < 1e-6)
+            }
+        }
+        // mse never loses to absmax (its search starts there), so it never falls back.
+        var mse = plain
+        mse.calibration = .mse
+        let m = try Engine.quantize(input: s.input, output: s.dir["mse"], options: mse)
+        #expect(m.tensors.allSatisfy { $0.scheme?.calibrationFallback?.worse ?? 0 == 0 })
+    }
+
     @Test("options decode with missing keys as defaults, and round-trip through the manifest's JSON")
     func optionsCoding() throws {
         let d = JSONDecoder()
@@ -199,7 +239,8 @@ func spiky(rows: Int, cols: Int, rng: inout SeededRandom) -> [Float] {
         let encoded = String(decoding: try e.encode(o), as: UTF8.self)
         #expect(encoded.contains(#""scale_dtype":"bf16""#) && encoded.contains(#""calibration":"entropy""#))
         #expect(try d.decode(QuantizeOptions.self, from: Data(encoded.utf8)) == o)
-        #expect(o.schemeDescription == "int8 symmetric group-128 entropy bf16-scales")
+        #expect(o.schemeDescription == "W8A16: int8 symmetric group-128 entropy bf16-scales")
+        #expect(try d.decode(QuantizeOptions.self, from: Data(#"{"scheme": "W8A8"}"#.utf8)) == QuantizeOptions(scheme: .w8a8))
     }
 
     @Test("bad calibration options are refused as usage errors")

@@ -53,15 +53,21 @@ struct Setup {
             let x = original.floats(name)
             let shape = original.tensor(name)!.shape
             let rows = shape[0], cols = x.count / rows
-            let q = out.int8s(name)
+            let record = manifest.tensors.first { $0.name == name }!
+            let q = out.codes(name)
             let scales = out.floats(name + "_scale")
-            let zeros = symmetric ? [] : out.int8s(name + "_zero_point")
-            #expect(out.tensor(name)?.dtype == .I8 && out.tensor(name)?.shape == shape)
+            let zeros = out.zeroPoints(name)
+            // The default scheme (W8A16) writes compressed-tensors' pack-quantized layout.
+            #expect(out.tensor(name + "_packed")?.dtype == .I32 && out.int64s(name + "_shape") == shape.map(Int64.init))
+            #expect(q.count == x.count && record.scheme?.format == .packQuantized)
             #expect(symmetric == (out.tensor(name + "_zero_point") == nil))
-            let groups = granularity == .group ? (cols + 31) / 32 : 1
+            // Groups divide the row (32 where it does, else its largest divisor down to 16, else the whole row).
+            let size = record.scheme!.granularity == .group ? record.scheme!.groupSize! : cols
+            #expect(cols % size == 0 && (record.scheme!.granularity != .group || size <= 32))
+            let groups = cols / size
             #expect(scales.count == (granularity == .tensor ? 1 : rows * groups))
             for i in 0..<x.count {
-                let r = i / cols, g = granularity == .group ? (i % cols) / 32 : 0
+                let r = i / cols, g = (i % cols) / size
                 let k = granularity == .tensor ? 0 : r * groups + g
                 let zp = zeros.isEmpty ? 0 : Float(zeros[k])
                 let deq = scales[k] * (Float(q[i]) - zp)
@@ -78,6 +84,30 @@ struct Setup {
         // One scale for the whole tensor pays for the outliers (about 25 dB here); finer scales do not.
         #expect(r.error!.sqnrDb! > (granularity == .tensor ? 20 : 30))
         #expect(manifest.totals.quantized == 4 && manifest.totals.kept == c.entries.count - 4)
+    }
+
+    @Test("W8A8 writes int8 weights per channel with one scale per row, and declares dynamic per-token activations")
+    func w8a8() throws {
+        let c = mixedCheckpoint()
+        let s = try Setup(c)
+        defer { s.dir.remove() }
+        let manifest = try Engine.quantize(input: s.input, output: s.output, options: QuantizeOptions(scheme: .w8a8))
+        let out = try Decoded(zst: s.output + "/model.safetensors.zst")
+        let original = try Decoded(safetensors: c.bytes)
+        for r in manifest.tensors where r.decision == "quantized" {
+            let x = original.floats(r.name), q = out.int8s(r.name), scales = out.floats(r.name + "_scale")
+            let rows = r.shape[0], cols = x.count / rows
+            #expect(out.tensor(r.name)?.dtype == .I8 && out.tensor(r.name)?.shape == r.shape)
+            #expect(out.tensor(r.name + "_scale")?.shape == [rows, 1] && out.tensor(r.name + "_packed") == nil)
+            #expect(r.scheme?.format == .intQuantized && r.scheme?.inputActivations == .int8DynamicPerToken)
+            for i in 0..<x.count { #expect(abs(scales[i / cols] * Float(q[i]) - x[i]) <= scales[i / cols] * 0.5001) }
+        }
+        var bad = QuantizeOptions(scheme: .w8a8)
+        bad.symmetric = false
+        #expect(throws: EngineError.self) { try Engine.quantize(input: s.input, output: s.dir["a"], options: bad) }
+        bad = QuantizeOptions(scheme: .w8a8)
+        bad.granularity = .group
+        #expect(throws: EngineError.self) { try Engine.quantize(input: s.input, output: s.dir["g"], options: bad) }
     }
 
     @Test("the same input gives the same bytes whatever the thread count")
@@ -179,7 +209,7 @@ struct Setup {
         defer { s.dir.remove() }
         let m = try Engine.quantize(input: s.input, output: s.output, options: QuantizeOptions())
         let r = m.tensors.first { $0.name == "layer.0.mlp.up.weight" }!
-        #expect(r.sourceDtype == dtype.rawValue && r.storedDtype == "I8")
+        #expect(r.sourceDtype == dtype.rawValue && r.storedDtype == "I32")
         #expect(r.error!.sqnrDb! > 30)
         let out = try Decoded(zst: s.output + "/model.safetensors.zst")
         #expect(out.raw("layer.0.attn.q.bias") == c.entries[1].bytes)
@@ -231,8 +261,9 @@ struct Setup {
                                       "model-00002-of-00002.safetensors.zst", "model.safetensors.index.json"])
         let newIndex = try TempDir.read(out + "/model.safetensors.index.json")
         let parsed = try newIndex.withUnsafeBytes { try ShardIndex.parse($0, file: "index") }
-        #expect(parsed.weightMap.map(\.tensor).contains("b.weight_scale"))
-        #expect(parsed.totalSize == 16 * 16 + 16 * 4 + 16 * 4 + 8 * 16 + 8 * 4)
+        #expect(Set(parsed.weightMap.map(\.tensor)).isSuperset(of: ["b.weight_packed", "b.weight_scale", "b.weight_shape"]))
+        // Codes, scales, a.bias, and each packed weight's I64 [rows, cols] shape.
+        #expect(parsed.totalSize == 16 * 16 + 16 * 4 + 16 * 4 + 8 * 16 + 8 * 4 + 2 * 16)
         let config = String(decoding: try TempDir.read(out + "/config.json"), as: UTF8.self)
         #expect(config.contains("\"quant_method\" : \"compressed-tensors\""))
         #expect(config.contains("\"hidden_size\" : 16"))

@@ -55,4 +55,55 @@ public struct Decoded {
     }
 
     public func int8s(_ name: String) -> [Int8] { raw(name).map { Int8(bitPattern: $0) } }
+
+    public func int64s(_ name: String) -> [Int64] {
+        let r = raw(name)
+        return stride(from: 0, to: r.count, by: 8).map { i in
+            var b: UInt64 = 0
+            for k in 0..<8 { b |= UInt64(r[i + k]) << (8 * k) }
+            return Int64(bitPattern: b)
+        }
+    }
+
+    /// The tensor holding a quantized weight's codes: `name` (I8, int-quantized) or `name_packed` (I32,
+    /// pack-quantized).
+    public func codeTensor(_ name: String) -> TensorInfo? { tensor(name) ?? tensor(name + "_packed") }
+
+    /// A quantized weight's zero points in row-major [rows, groups] order, in either layout: I8 like the scale, or
+    /// I32 packed along dim 0 (word (j, g) holds rows 4j..4j+3 of column g, each as zero point + 128).
+    public func zeroPoints(_ name: String) -> [Int8] {
+        guard let z = tensor(name + "_zero_point") else { return [] }
+        if z.dtype == .I8 { return int8s(name + "_zero_point") }
+        guard let scale = tensor(name + "_scale"), scale.shape.count == 2 else { return [] }
+        let rows = scale.shape[0], groups = scale.shape[1]
+        let r = raw(name + "_zero_point")
+        return (0..<(rows * groups)).map { k in
+            let row = k / groups, g = k % groups
+            return Int8(Int(r[((row / 4) * groups + g) * 4 + row % 4]) - 128)
+        }
+    }
+
+    /// A quantized weight's int8 codes in either layout. The packed one is read as compressed-tensors describes
+    /// `pack_to_int32` with 8 bits: word j of a row holds codes 4j..4j+3, code i in bits 8i..8i+7 as code + 128,
+    /// the row's last word padded; the row length comes from `name_shape` (I64).
+    public func codes(_ name: String) -> [Int8] {
+        if tensor(name)?.dtype == .I8 { return int8s(name) }
+        guard let packed = tensor(name + "_packed"), packed.dtype == .I32, packed.shape.count == 2 else { return [] }
+        let shape = int64s(name + "_shape").map(Int.init)
+        let count = shape.reduce(1, *)
+        let rows = shape.count >= 2 ? shape[0] : 1
+        let cols = count / max(rows, 1)
+        let r = raw(name + "_packed")
+        var out: [Int8] = []
+        out.reserveCapacity(count)
+        for row in 0..<rows {
+            for col in 0..<cols {
+                let word = row * packed.shape[1] + col / 4
+                let w = UInt32(r[4 * word]) | UInt32(r[4 * word + 1]) << 8 | UInt32(r[4 * word + 2]) << 16
+                    | UInt32(r[4 * word + 3]) << 24
+                out.append(Int8(Int((w >> (8 * UInt32(col % 4))) & 0xFF) - 128))
+            }
+        }
+        return out
+    }
 }
