@@ -190,7 +190,7 @@ public enum Engine {
                 bits: 8, format: l.format, granularity: l.granularity,
                 groupSize: l.granularity == .group ? l.groupSize : nil, symmetric: l.symmetric,
                 calibrator: options.calibration, scaleDtype: l.scaleStorage,
-                inputActivations: options.scheme.inputActivations,
+                inputActivations: l.inputActivations,
                 calibrationFallback: Self.fallback(s.calibration, calibrator: options.calibration))
             let figures = Manifest.ErrorFigures(relativeRmse: s.relativeRMSE, sqnrDb: s.sqnrDB.isFinite ? s.sqnrDB : nil,
                                                 maxAbsError: Double(s.maxAbsError), clippedFraction: s.clippedFraction)

@@ -17,11 +17,14 @@ struct QuantLayout: Sendable, Hashable {
     let symmetric: Bool
     let scaleDtype: QuantizeOptions.ScaleDtype
     let format: WeightFormat
+    /// Input activations the consumer quantizes at run time (W8A8's linear layers); nil: weight-only.
+    let inputActivations: ActivationScheme?
     /// Why the group size differs from the requested one; nil when it does not.
     let adjustment: String?
 
     init(shape: [Int], granularity: QuantizeOptions.Granularity, groupSize: Int, symmetric: Bool,
-         scaleDtype: QuantizeOptions.ScaleDtype = .f32, format: WeightFormat = .intQuantized) {
+         scaleDtype: QuantizeOptions.ScaleDtype = .f32, format: WeightFormat = .intQuantized,
+         inputActivations: ActivationScheme? = nil) {
         let count = shape.reduce(1, *)
         let rows = shape.count >= 2 ? shape[0] : 1
         let cols = rows == 0 ? 0 : count / rows
@@ -47,24 +50,33 @@ struct QuantLayout: Sendable, Hashable {
         self.symmetric = symmetric
         self.scaleDtype = scaleDtype
         self.format = format
+        self.inputActivations = inputActivations
     }
 
-    init(shape: [Int], options: QuantizeOptions) {
-        self.init(shape: shape, granularity: options.granularity, groupSize: options.groupSize,
-                  symmetric: options.symmetric, scaleDtype: options.scaleDtype, format: options.scheme.format)
+    /// The layout `options` give tensor `t`. The scheme's format and input activations apply to linear-layer
+    /// weights; any other weight quantized (an embedding or a convolution, by `--include` or a bare checkpoint's
+    /// rule) is written `int-quantized` with weights alone: compressed-tensors packs only `Linear` modules
+    /// (transformers loses an `Embedding`'s weight to `weight_packed`), and only a linear layer's input is
+    /// quantized at run time.
+    init(_ t: TensorInfo, options: QuantizeOptions) {
+        let linear = Selection.isLinearWeight(t.name, shape: t.shape)
+        self.init(shape: t.shape, granularity: options.granularity, groupSize: options.groupSize,
+                  symmetric: options.symmetric, scaleDtype: options.scaleDtype,
+                  format: linear ? options.scheme.format : .intQuantized,
+                  inputActivations: linear ? options.scheme.inputActivations : nil)
     }
 
     /// The layout a manifest record describes.
     init(shape: [Int], scheme s: Manifest.Scheme) {
         let scales: QuantizeOptions.ScaleDtype = s.scaleDtype == .F16 ? .f16 : s.scaleDtype == .BF16 ? .bf16 : .f32
         self.init(shape: shape, granularity: s.granularity, groupSize: s.groupSize ?? 1, symmetric: s.symmetric,
-                  scaleDtype: scales, format: s.format)
+                  scaleDtype: scales, format: s.format, inputActivations: s.inputActivations)
     }
 
     /// The same layout with groups of `size` columns.
     func withGroups(_ size: Int, shape: [Int]) -> QuantLayout {
         QuantLayout(shape: shape, granularity: .group, groupSize: size, symmetric: symmetric, scaleDtype: scaleDtype,
-                    format: format)
+                    format: format, inputActivations: inputActivations)
     }
 
     var grid: CodeGrid { CodeGrid(symmetric: symmetric, scaleFormat: scaleDtype.format) }
@@ -211,7 +223,7 @@ enum Planner {
                     tensors.append(TensorPlan(info: t, layout: d.layout, reason: d.reason, sensitivity: d.record))
                     continue
                 }
-                let layout = QuantLayout(shape: t.shape, options: options)
+                let layout = QuantLayout(t, options: options)
                 tensors.append(TensorPlan(info: t, layout: layout,
                                           reason: reason + (layout.adjustment.map { "; " + $0 } ?? "")))
             }

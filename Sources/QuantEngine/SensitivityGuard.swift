@@ -108,7 +108,7 @@ enum SensitivityGuard {
             do throws(EngineError) {
                 let x = try TensorQuantizer.floats(t, file: file)
                 let d = x.withUnsafeBufferPointer {
-                    decide(t, $0, layout: QuantLayout(shape: t.shape, options: options), bar: bar,
+                    decide(t, $0, layout: QuantLayout(t, options: options), bar: bar,
                            fallback: options.fallback, calibrator: calibrator)
                 }
                 if let d { found.withLock { $0.decisions[t.name] = d } }

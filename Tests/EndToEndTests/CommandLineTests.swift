@@ -155,7 +155,7 @@ struct FixtureTests {
         #expect(original.header.tensors.count == 104)
         #expect(out.raw("embeddings.position_ids") == original.raw("embeddings.position_ids"))
         var quantized = 0
-        for t in original.header.tensors where out.codeTensor(t.name)?.dtype == .I32 {
+        for t in original.header.tensors where out.tensor(t.name + "_scale") != nil {
             quantized += 1
             let x = original.floats(t.name), q = out.codes(t.name), s = out.floats(t.name + "_scale")
             let cols = x.count / t.shape[0]
@@ -274,12 +274,18 @@ struct FixtureTests {
                 return (b[:rows] - 128).astype(np.int8)
 
             checked = 0
+            linear = 0
             for name in x:
-                if name + "_packed" not in packed:
+                if name + "_scale" not in packed:
                     continue
-                shape = tuple(packed[name + "_shape"])
-                assert packed[name + "_packed"].dtype == np.int32 and plain[name].dtype == np.int8
-                q = unpack(packed[name + "_packed"], int(np.prod(shape)) // shape[0]).reshape(shape)
+                if name + "_packed" in packed:    # linear layers; embeddings stay int-quantized I8
+                    shape = tuple(packed[name + "_shape"])
+                    assert packed[name + "_packed"].dtype == np.int32 and plain[name].dtype == np.int8
+                    q = unpack(packed[name + "_packed"], int(np.prod(shape)) // shape[0]).reshape(shape)
+                    linear += 1
+                else:
+                    q = packed[name]
+                    assert q.dtype == np.int8 and "embeddings" in name, name
                 assert (q == plain[name]).all(), name
                 assert (packed[name + "_scale"] == plain[name + "_scale"]).all(), name
                 checked += 1
@@ -291,13 +297,13 @@ struct FixtureTests {
             deq = (w.reshape(384, 3, 128) - z[:, :, None]) * s[:, :, None]
             assert np.abs(deq.reshape(384, 384) - x[name]).max() <= s.max() * 0.5001
             assert (packed["embeddings.position_ids"] == x["embeddings.position_ids"]).all()
-            print("ok", checked)
+            print("ok", checked, linear)
             """
         let r = Shell.run(try #require(Shell.which("python3")), ["-c", script, dir["packed.safetensors"],
                                                                  dir["plain.safetensors"], dir["asym.safetensors"],
                                                                  Paths.minilm])
         #expect(r.status == 0, "\(r.stderr)")
-        #expect(r.stdout.contains("ok 40"), "\(r.stdout)")
+        #expect(r.stdout.contains("ok 40 37"), "\(r.stdout)")
     }
 }
 

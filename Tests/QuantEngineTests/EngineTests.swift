@@ -57,9 +57,17 @@ struct Setup {
             let q = out.codes(name)
             let scales = out.floats(name + "_scale")
             let zeros = out.zeroPoints(name)
-            // The default scheme (W8A16) writes compressed-tensors' pack-quantized layout.
-            #expect(out.tensor(name + "_packed")?.dtype == .I32 && out.int64s(name + "_shape") == shape.map(Int64.init))
-            #expect(q.count == x.count && record.scheme?.format == .packQuantized)
+            // The default scheme (W8A16) writes linear layers in compressed-tensors' pack-quantized layout, and other
+            // weights (the 4-D conv) int-quantized.
+            if name == "conv.weight" {
+                #expect(out.tensor(name)?.dtype == .I8 && out.tensor(name)?.shape == shape)
+                #expect(record.scheme?.format == .intQuantized && record.reason.contains("default rule"))
+            } else {
+                #expect(out.tensor(name + "_packed")?.dtype == .I32
+                        && out.int64s(name + "_shape") == shape.map(Int64.init))
+                #expect(record.scheme?.format == .packQuantized)
+            }
+            #expect(q.count == x.count)
             #expect(symmetric == (out.tensor(name + "_zero_point") == nil))
             // Groups divide the row (32 where it does, else its largest divisor down to 16, else the whole row).
             let size = record.scheme!.granularity == .group ? record.scheme!.groupSize! : cols
@@ -99,7 +107,9 @@ struct Setup {
             let rows = r.shape[0], cols = x.count / rows
             #expect(out.tensor(r.name)?.dtype == .I8 && out.tensor(r.name)?.shape == r.shape)
             #expect(out.tensor(r.name + "_scale")?.shape == [rows, 1] && out.tensor(r.name + "_packed") == nil)
-            #expect(r.scheme?.format == .intQuantized && r.scheme?.inputActivations == .int8DynamicPerToken)
+            // Only a linear layer's input is quantized at run time; the conv's weights are quantized alone.
+            #expect(r.scheme?.format == .intQuantized
+                    && r.scheme?.inputActivations == (r.name == "conv.weight" ? nil : .int8DynamicPerToken))
             for i in 0..<x.count { #expect(abs(scales[i / cols] * Float(q[i]) - x[i]) <= scales[i / cols] * 0.5001) }
         }
         var bad = QuantizeOptions(scheme: .w8a8)
