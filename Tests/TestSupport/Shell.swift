@@ -43,6 +43,15 @@ public enum Shell {
         return nil
     }
 
+    /// A Python that has torch, transformers and compressed-tensors: $QUANTD_INTEROP_PYTHON (`.ci/run` makes one
+    /// with scripts/interop/venv.sh), else `python3` if it has them; nil when none does.
+    public static let interopPython: String? = {
+        let candidates = [ProcessInfo.processInfo.environment["QUANTD_INTEROP_PYTHON"], which("python3")]
+        return candidates.compactMap { $0 }.first {
+            run($0, ["-c", "import torch, transformers, compressed_tensors"]).status == 0
+        }
+    }()
+
     /// Whether `python3` can import these modules.
     public static func python(has modules: [String]) -> Bool {
         guard let py = which("python3") else { return false }
@@ -62,6 +71,8 @@ public enum Paths {
     /// The real MiniLM checkpoint beside the clone, when `../shared` is there.
     public static let minilm = root + "/../shared/fixtures/minilm/model.safetensors"
     public static var hasMiniLM: Bool { FileManager.default.fileExists(atPath: minilm) }
+    /// The fixture as a model folder (config, tokenizer, modules.json, 1_Pooling/).
+    public static let minilmFolder = root + "/../shared/fixtures/minilm"
 
     /// The built `quantd` binary: $QUANTD_BIN, or the one beside the test bundle.
     public static let quantd: String = {

@@ -6,8 +6,9 @@
                                                   then AutoModel on the dequantized folder
   embed_check.py vllm REFERENCE MODEL             vLLM (CPU build), LLM(runner="pooling").embed
 
-REFERENCE is the fp32 model folder. Prints one JSON line: mean and min cosine over 20 sentences (mean pooling,
-as sentence-transformers' MiniLM does; vLLM pools with the model's own pooler config), and what loaded it.
+REFERENCE is the fp32 model folder. Prints one JSON line: mean and min cosine over 20 sentences against the fp32
+model in transformers (mean pooling, as sentence-transformers' MiniLM does; vLLM pools with the folder's pooler
+config), and for vllm also against vLLM's own fp32 run of REFERENCE. Run vllm with VLLM_ENABLE_V1_MULTIPROCESSING=0.
 Exit 0 when it loaded; the caller judges the figures.
 """
 import json
@@ -67,13 +68,21 @@ def main():
             result["dequantized_has_quantization_config"] = "quantization_config" in config
             got, _ = mean_pooled(out, model_dir)
     elif mode == "vllm":
-        import logging
-        from vllm import LLM
-        ref, _ = mean_pooled(reference, reference)
-        llm = LLM(model=model_dir, runner="pooling", enforce_eager=True, dtype="float32")
-        outs = llm.embed(SENTENCES)
+        import gc
         import torch
-        got = torch.nn.functional.normalize(torch.tensor([o.outputs.embedding for o in outs]), dim=-1)
+        from vllm import LLM
+
+        def embed(path):
+            llm = LLM(model=path, runner="pooling", enforce_eager=True, dtype="float32")
+            outs = llm.embed(SENTENCES)
+            del llm
+            gc.collect()
+            return torch.nn.functional.normalize(torch.tensor([o.outputs.embedding for o in outs]), dim=-1)
+
+        ref, _ = mean_pooled(reference, reference)
+        got = embed(model_dir)
+        # vLLM's own fp32 run of the reference folder: the cosine of int8 against fp32 within one engine.
+        result["vllm_fp32_mean_cosine"], result["vllm_fp32_min_cosine"] = cosines(embed(reference), got)
     else:
         sys.exit(f"unknown mode {mode}")
     result["mean_cosine"], result["min_cosine"] = cosines(ref, got)

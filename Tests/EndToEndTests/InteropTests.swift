@@ -1,0 +1,49 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// What the consumers make of a model folder after `quantd quantize` and `quantd unpack`: transformers'
+/// `AutoModel.from_pretrained` (its compressed-tensors integration) and compressed-tensors' own checkpoint
+/// dequantizer, each on the MiniLM fixture as a folder, with sentence embeddings compared against the fp32
+/// model's (scripts/interop/embed_check.py). vLLM's CPU build is checked by scripts/interop/vllm-check.sh, outside
+/// the suite (its environment is about 3.5 GB).
+@Suite("Interop: transformers and compressed-tensors load the unpacked folder",
+       .enabled(if: Paths.hasMiniLM, "../shared/fixtures/minilm is absent"),
+       .enabled(if: Shell.interopPython != nil,
+                "no Python with torch, transformers and compressed-tensors (scripts/interop/venv.sh makes one)"))
+struct InteropTests {
+    /// Mean cosine over 20 sentences each loader must reach. Measured here: W8A16 0.99980 in both; W8A8 0.99736 in
+    /// transformers (which also fake-quantizes the activations per token) and 0.99965 dequantized (weights only).
+    static let bars: [(scheme: String, mode: String, mean: Double)] = [
+        ("W8A16", "transformers", 0.999), ("W8A16", "ct-dequantize", 0.999),
+        ("W8A8", "transformers", 0.995), ("W8A8", "ct-dequantize", 0.999),
+    ]
+
+    @Test("the fixture folder quantized, unpacked and loaded, close to fp32", arguments: ["W8A16", "W8A8"])
+    func loads(scheme: String) throws {
+        let dir = TempDir("quantd-interop")
+        defer { dir.remove() }
+        let q = Shell.run(Paths.quantd, ["quantize", Paths.minilmFolder, "-o", dir["out"], "--scheme", scheme])
+        #expect(q.status == 0, "\(q.stderr)")
+        let u = Shell.run(Paths.quantd, ["unpack", dir["out"], "-o", dir["model"]])
+        #expect(u.status == 0, "\(u.stderr)")
+        var environment = ProcessInfo.processInfo.environment
+        environment["HF_HUB_OFFLINE"] = "1"
+        environment["TRANSFORMERS_OFFLINE"] = "1"
+        for bar in Self.bars where bar.scheme == scheme {
+            let r = Shell.run(try #require(Shell.interopPython),
+                              [Paths.root + "/scripts/interop/embed_check.py", bar.mode, Paths.minilmFolder,
+                               dir["model"]], environment: environment)
+            #expect(r.status == 0, "\(bar.mode): \(r.stderr.suffix(3000))")
+            let line = try #require(r.stdout.split(separator: "\n").last, "\(bar.mode) printed nothing")
+            let result = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            let mean = try #require(result["mean_cosine"] as? Double)
+            print("interop: \(scheme) \(bar.mode) mean cosine \(mean), min \(result["min_cosine"] ?? "-")")
+            #expect(mean >= bar.mean, "\(scheme) in \(bar.mode): mean cosine \(mean) < \(bar.mean)")
+            if bar.mode == "transformers" {
+                // Loaded as compressed-tensors modules, not silently as plain weights.
+                #expect((result["linear_modules"] as? [String])?.isEmpty == false)
+            }
+        }
+    }
+}
