@@ -139,6 +139,62 @@ import TestSupport
     }
 }
 
+@Suite("quantd unpack") struct UnpackTests {
+    func quantd(_ args: String...) -> Shell.Result { Shell.run(Paths.quantd, args) }
+
+    /// A model folder: weights, a transformers config.json, a tokenizer file and a subfolder.
+    func modelFolder(_ dir: TempDir) throws -> String {
+        let folder = dir["model"]
+        _ = Shell.run("/bin/mkdir", ["-p", folder + "/1_Pooling"])
+        var rng = SeededRandom(seed: 5)
+        var c = Checkpoint()
+        c.addRandom("encoder.dense.weight", shape: [64, 130], rng: &rng)
+        c.addRandom("encoder.dense.bias", shape: [64], rng: &rng)
+        c.addRandom("embeddings.word_embeddings.weight", shape: [50, 64], rng: &rng)
+        try c.write(to: folder + "/model.safetensors")
+        try TempDir.write(Array(#"{"model_type": "bert"}"#.utf8), to: folder + "/config.json")
+        try TempDir.write(Array("[PAD]\nhello\n".utf8), to: folder + "/vocab.txt")
+        try TempDir.write(Array(#"{"pooling_mode_mean_tokens": true}"#.utf8), to: folder + "/1_Pooling/config.json")
+        return folder
+    }
+
+    @Test("unpack writes the plain folder: quantized safetensors, config.json, every carried file as it was")
+    func plainFolder() throws {
+        let dir = TempDir("quantd-unpack")
+        defer { dir.remove() }
+        let input = try modelFolder(dir)
+        #expect(quantd("quantize", input, "-o", dir["out"]).status == 0)
+        let u = quantd("unpack", dir["out"], "-o", dir["plain"])
+        #expect(u.status == 0, "\(u.stderr)")
+        #expect(TempDir.list(dir["plain"]) == ["1_Pooling", "config.json", "model.safetensors", "vocab.txt"])
+        #expect(try TempDir.read(dir["plain"] + "/vocab.txt") == TempDir.read(input + "/vocab.txt"))
+        #expect(try TempDir.read(dir["plain"] + "/1_Pooling/config.json") == TempDir.read(input + "/1_Pooling/config.json"))
+        let weights = try Decoded(safetensors: try TempDir.read(dir["plain"] + "/model.safetensors"))
+        #expect(weights.tensor("encoder.dense.weight_packed")?.dtype == .I32)
+        // 130 columns: groups of 65, the largest divisor of the row below 128.
+        #expect(weights.tensor("encoder.dense.weight_scale")?.shape == [64, 2])
+        #expect(weights.tensor("embeddings.word_embeddings.weight")?.dtype == .F32, "embeddings stay as they were")
+        let config = String(decoding: try TempDir.read(dir["plain"] + "/config.json"), as: UTF8.self)
+        #expect(config.contains("\"pack-quantized\"") && config.contains("\"embeddings.word_embeddings\""))
+        let again = quantd("unpack", dir["out"], "-o", dir["plain"])
+        #expect(again.status == 73 && again.stderr.contains("--force"))
+    }
+
+    @Test("unpack refuses an output that does not verify, naming what failed, and writes nothing",
+          arguments: ["vocab.txt", "model.safetensors.zst", "1_Pooling/config.json"])
+    func refusesCorruption(file: String) throws {
+        let dir = TempDir("quantd-unpack")
+        defer { dir.remove() }
+        #expect(quantd("quantize", try modelFolder(dir), "-o", dir["out"]).status == 0)
+        var bytes = try TempDir.read(dir["out"] + "/" + file)
+        bytes[bytes.count / 2] ^= 0x01
+        try TempDir.write(bytes, to: dir["out"] + "/" + file)
+        let u = quantd("unpack", dir["out"], "-o", dir["plain"])
+        #expect(u.status == 65 && u.stderr.contains(file) && u.stderr.contains("does not verify"), "\(u.stderr)")
+        #expect(TempDir.list(dir.path).allSatisfy { !$0.hasPrefix(".plain") } && !TempDir.exists(dir["plain"]))
+    }
+}
+
 @Suite("MiniLM fixture", .enabled(if: Paths.hasMiniLM, "../shared/fixtures/minilm is absent: skipped"))
 struct FixtureTests {
     func quantd(_ args: [String]) -> Shell.Result { Shell.run(Paths.quantd, args) }
