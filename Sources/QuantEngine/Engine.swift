@@ -49,13 +49,12 @@ public enum Engine {
         let t0 = clock.now
         let startedAt = Date.now
         try options.validate()
-        _ = try Selection(include: options.include, exclude: options.exclude)
+        var selection = try Selection(include: options.include, exclude: options.exclude)
 
         let final = try StagedFolder.destination(output, force: force)
 
         let source = try Source.open(input, limits: limits)
-        let selection = try Selection(include: options.include, exclude: options.exclude,
-                                      linearOnly: source.isModelFolder)
+        selection.linearOnly = source.isModelFolder
         var plans: [FilePlan] = []
         for file in source.files {
             let keep = options.keepNonFinite ? try nonFiniteCandidates(file, selection: selection) : []
@@ -203,7 +202,9 @@ public enum Engine {
     }
 
     /// What the manifest says of groups that got absmax's range instead of the calibrator's; nil when none did.
-    static func fallback(_ c: CalibrationCounts, calibrator: QuantizeOptions.Calibration) -> Manifest.CalibrationFallback? {
+    static func fallback(_ c: CalibrationCounts, calibrator: QuantizeOptions.Calibration)
+        -> Manifest.CalibrationFallback?
+    {
         guard c.tooFew + c.worse > 0 else { return nil }
         var why: [String] = []
         if c.tooFew > 0 {

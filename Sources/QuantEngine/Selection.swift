@@ -14,11 +14,10 @@ struct Selection: @unchecked Sendable {
     private let include: [(pattern: String, regex: Regex<AnyRegexOutput>)]
     private let exclude: [(pattern: String, regex: Regex<AnyRegexOutput>)]
 
-    /// The model-folder rule (linear layers only).
-    let linearOnly: Bool
+    /// The model-folder rule (linear layers only), set once the input is known to be a model folder.
+    var linearOnly = false
 
-    init(include: [String], exclude: [String], linearOnly: Bool = false) throws(EngineError) {
-        self.linearOnly = linearOnly
+    init(include: [String], exclude: [String]) throws(EngineError) {
         func compile(_ patterns: [String], flag: String) throws(EngineError) -> [(String, Regex<AnyRegexOutput>)] {
             var out: [(String, Regex<AnyRegexOutput>)] = []
             for p in patterns {

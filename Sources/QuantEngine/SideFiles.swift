@@ -24,7 +24,10 @@ enum SideFiles {
             written.append(try store(bytes, name: index.name, original: index.bytes, into: staging))
         }
         if let config = source.config, case .object(var object) = config.value {
-            object["quantization_config"] = quantizationConfig(records: records)
+            // Nothing quantized: config.json stays as it was (a consumer would look for groups that are not there).
+            if records.contains(where: { $0.decision == "quantized" }) {
+                object["quantization_config"] = quantizationConfig(records: records)
+            }
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             let bytes: [UInt8]
@@ -40,7 +43,8 @@ enum SideFiles {
     /// one config group per distinct scheme, each with its `format`. The group holding most linear-layer weights
     /// targets the class `Linear`; every other quantized module is targeted by its name (an exact name outranks a
     /// class in compressed-tensors' and vLLM's matching). Kept floating weights of 2 or more dimensions are listed
-    /// in `ignore` by module name, and so is every other module whose `.weight` was kept (norms included). `format` at the top is the groups' one format, or `mixed-precision`.
+    /// in `ignore` by module name, and so is every other module whose `.weight` was kept (norms included).
+    /// `format` at the top is the groups' one format, or `mixed-precision`.
     static func quantizationConfig(records: [Manifest.TensorRecord]) -> JSONValue {
         var keys: [Manifest.Scheme] = []
         var members: [Manifest.Scheme: (linear: [String], named: [String])] = [:]

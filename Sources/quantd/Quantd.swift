@@ -8,8 +8,8 @@ struct Quantd: ParsableCommand {
         abstract: "Quantize fp32/fp16/bf16 safetensors checkpoints to int8 (zstd frames with a manifest), "
             + "as a spool daemon or one-shot.",
         version: quantdVersion,
-        subcommands: [Run.self, Status.self, Quantize.self, Inspect.self, Verify.self, Unpack.self, Dequantize.self, Report.self,
-                      Bench.self]
+        subcommands: [Run.self, Status.self, Quantize.self, Inspect.self, Verify.self, Unpack.self, Dequantize.self,
+                      Report.self, Bench.self]
     )
 }
 
