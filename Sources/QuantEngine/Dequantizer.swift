@@ -68,7 +68,7 @@ public enum Dequantizer {
 
     /// What a stored tensor is to the quantized tensor it belongs to.
     private enum Role {
-        case codes, packedCodes, scales, zeroPoints, packedZeroPoints, shape
+        case codes, packedCodes, scales, zeroPoints, shape
     }
 
     /// Collects a quantized tensor with its scales (and zero points), which follow it in the stream,
@@ -81,7 +81,6 @@ public enum Dequantizer {
         var scales: [Float] = []
         var zeroPoints: [Int8] = []
         var raw: [UInt8] = []
-        var rawZeroPoints: [UInt8] = []
         var pending: (record: Manifest.TensorRecord, layout: QuantLayout)?
 
         init(records: [String: Manifest.TensorRecord], file: OutputFile) {
@@ -93,7 +92,7 @@ public enum Dequantizer {
                 roles[l.format == .packQuantized ? r.name + "_packed" : r.name] =
                     (r, l, l.format == .packQuantized ? .packedCodes : .codes)
                 roles[r.name + "_scale"] = (r, l, .scales)
-                roles[r.name + "_zero_point"] = (r, l, l.packsZeroPoints ? .packedZeroPoints : .zeroPoints)
+                roles[r.name + "_zero_point"] = (r, l, .zeroPoints)
                 if l.format == .packQuantized { roles[r.name + "_shape"] = (r, l, .shape) }
             }
             self.roles = roles
@@ -151,17 +150,6 @@ public enum Dequantizer {
             case .zeroPoints:
                 if offset == 0 { zeroPoints.removeAll(keepingCapacity: true) }
                 zeroPoints.append(contentsOf: bytes.bindMemory(to: Int8.self))
-            case .packedZeroPoints:
-                if offset == 0 { rawZeroPoints.removeAll(keepingCapacity: true) }
-                rawZeroPoints.append(contentsOf: bytes)
-                if rawZeroPoints.count == layout.zeroPointBytes {
-                    zeroPoints = [Int8](repeating: 0, count: layout.scaleCount)
-                    rawZeroPoints.withUnsafeBytes { p in
-                        zeroPoints.withUnsafeMutableBufferPointer {
-                            PackedCodes.unpackColumns(p, rows: layout.rows, groups: layout.groupsPerRow, into: $0)
-                        }
-                    }
-                }
             }
             guard pending?.record.name == record.name else {
                 throw EngineError(.badInput, file: file.path, tensor: t.name,

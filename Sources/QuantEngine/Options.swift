@@ -139,8 +139,8 @@ public struct QuantizeOptions: Sendable, Hashable, Codable {
 /// compressed-tensors' compression formats quantd writes, per tensor (the `format` of a config group).
 public enum WeightFormat: String, Sendable, Hashable, Codable, CaseIterable {
     /// `X.weight_packed` I32 [rows, ceil(cols/4)]: four codes per int32, each stored as code + 128 in the byte
-    /// 8*i of the little-endian word (rows padded with zero bytes); `X.weight_scale`; `X.weight_zero_point` I32
-    /// packed the same way along dim 0 (asymmetric group/channel only); `X.weight_shape` I64.
+    /// 8*i of the little-endian word (rows padded with zero bytes); `X.weight_scale`; `X.weight_shape` I64.
+    /// Written for symmetric linear-layer weights only (see `QuantLayout.init(_:options:)`).
     case packQuantized = "pack-quantized"
     /// `X.weight` I8 of the tensor's shape, `X.weight_scale`, `X.weight_zero_point` I8 (asymmetric only).
     case intQuantized = "int-quantized"

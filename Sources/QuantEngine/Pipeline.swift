@@ -308,16 +308,8 @@ final class Pipeline: @unchecked Sendable {
 
         case .zeroPoints(let t):
             let s = state(t)
-            let l = plan.tensors[t].layout!
             try waitFor(s) { $0.tilesLeft == 0 }
-            if l.packsZeroPoints {
-                let packed = scratch.packed.reserve(l.zeroPointBytes)
-                PackedCodes.packColumns(UnsafeBufferPointer(s.zeroPoints), rows: l.rows, groups: l.groupsPerRow,
-                                        into: packed)
-                try compress(UnsafeRawBufferPointer(packed), into: buffers, with: &compressor)
-            } else {
-                try compress(UnsafeRawBufferPointer(s.zeroPoints), into: buffers, with: &compressor)
-            }
+            try compress(UnsafeRawBufferPointer(s.zeroPoints), into: buffers, with: &compressor)
 
         case .shape(let t):
             let shape = plan.tensors[t].info.shape.map { Int64($0).littleEndian }

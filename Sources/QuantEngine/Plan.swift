@@ -60,9 +60,13 @@ struct QuantLayout: Sendable, Hashable {
     /// quantized at run time.
     init(_ t: TensorInfo, options: QuantizeOptions) {
         let linear = Selection.isLinearWeight(t.name, shape: t.shape)
+        // Asymmetric weights are written int-quantized too: compressed-tensors 0.20 packs a zero point along dim 0
+        // when it compresses, but expects it unpacked when transformers builds the empty model, so transformers
+        // 5.24 refuses packed zero points (llm-compressor's own as well).
+        let packed = linear && options.scheme.format == .packQuantized && options.symmetric
         self.init(shape: t.shape, granularity: options.granularity, groupSize: options.groupSize,
                   symmetric: options.symmetric, scaleDtype: options.scaleDtype,
-                  format: linear ? options.scheme.format : .intQuantized,
+                  format: packed ? .packQuantized : .intQuantized,
                   inputActivations: linear ? options.scheme.inputActivations : nil)
     }
 
@@ -95,12 +99,7 @@ struct QuantLayout: Sendable, Hashable {
 
     /// Bytes of one row of codes on disk: cols, or cols rounded up to whole int32 words when packed.
     var storedRowBytes: Int { format == .packQuantized ? PackedCodes.paddedCols(cols) : cols }
-    /// Zero points packed four to an int32 along dim 0 (compressed-tensors does so for group and channel).
-    var packsZeroPoints: Bool { format == .packQuantized && !symmetric && granularity != .tensor }
-    var zeroPointBytes: Int {
-        guard !symmetric else { return 0 }
-        return packsZeroPoints ? PackedCodes.paddedCols(rows) * groupsPerRow : scaleCount
-    }
+    var zeroPointBytes: Int { symmetric ? 0 : scaleCount }
 
     /// The tensors written for a quantized tensor `name` of `shape`, in file order.
     func stored(_ name: String, shape: [Int]) -> [(name: String, dtype: DType, shape: [Int])] {
@@ -112,10 +111,7 @@ struct QuantLayout: Sendable, Hashable {
             out.append((name + "_packed", .I32, [rows, storedRowBytes / 4]))
         }
         out.append((name + "_scale", scaleStorage, scaleShape))
-        if !symmetric {
-            out.append(packsZeroPoints ? (name + "_zero_point", .I32, [PackedCodes.paddedCols(rows) / 4, groupsPerRow])
-                                       : (name + "_zero_point", .I8, scaleShape))
-        }
+        if !symmetric { out.append((name + "_zero_point", .I8, scaleShape)) }
         if format == .packQuantized { out.append((name + "_shape", .I64, [shape.count])) }
         return out
     }

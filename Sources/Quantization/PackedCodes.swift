@@ -23,23 +23,6 @@ public enum PackedCodes {
         }
     }
 
-    /// Zero points of a [rows, groups] grid packed along dim 0 (`pack_to_int32(zp, 8, packed_dim=0)`): the result
-    /// is [paddedCols(rows) / 4, groups] int32, word (j, g) holding rows 4j..4j+3 of column g.
-    public static func packColumns(_ z: UnsafeBufferPointer<Int8>, rows: Int, groups: Int,
-                                   into out: UnsafeMutableRawBufferPointer) {
-        let padded = paddedCols(rows)
-        precondition(z.count >= rows * groups && out.count >= padded * groups, "packColumns: buffers too small")
-        let bytes = out.bindMemory(to: UInt8.self)
-        for j in 0..<(padded / 4) {
-            for g in 0..<groups {
-                for i in 0..<4 {
-                    let r = 4 * j + i
-                    bytes[(j * groups + g) * 4 + i] = r < rows ? UInt8(bitPattern: z[r * groups + g]) ^ 0x80 : 0
-                }
-            }
-        }
-    }
-
     /// The codes of packed rows (the inverse of `pack`).
     public static func unpack(_ packed: UnsafeRawBufferPointer, rows: Int, cols: Int,
                               into q: UnsafeMutableBufferPointer<Int8>) {
@@ -48,17 +31,6 @@ public enum PackedCodes {
         guard rows > 0, cols > 0, let src = packed.baseAddress, let dst = q.baseAddress else { return }
         for r in 0..<rows {
             flipTopBits(src + r * padded, into: UnsafeMutableRawPointer(dst + r * cols), count: cols)
-        }
-    }
-
-    /// The zero points of a grid packed by `packColumns`.
-    public static func unpackColumns(_ packed: UnsafeRawBufferPointer, rows: Int, groups: Int,
-                                     into z: UnsafeMutableBufferPointer<Int8>) {
-        precondition(packed.count >= paddedCols(rows) * groups && z.count >= rows * groups, "unpackColumns: too small")
-        for r in 0..<rows {
-            for g in 0..<groups {
-                z[r * groups + g] = Int8(bitPattern: packed[((r / 4) * groups + g) * 4 + r % 4] ^ 0x80)
-            }
         }
     }
 

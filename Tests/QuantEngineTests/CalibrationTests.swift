@@ -70,8 +70,9 @@ func spiky(rows: Int, cols: Int, rng: inout SeededRandom) -> [Float] {
         #expect(out.tensor(name + "_scale")?.dtype == dtype && out.tensor(name + "_scale")?.shape == [64, 10])
         let r = try #require(m.tensors.first { $0.name == name })
         #expect(r.scheme?.scaleDtype == dtype)
-        // Codes, 10 scales a row (groups of 30: 32 does not divide 300), zero points, and the I64 [64, 300] shape.
-        #expect(r.storedBytes == 64 * 300 + 64 * 10 * (symmetric ? 2 : 3) + 16)
+        // Codes, 10 scales a row (groups of 30: 32 does not divide 300), zero points (asymmetric: int-quantized), and
+        // the I64 [64, 300] shape of the packed (symmetric) layout.
+        #expect(r.storedBytes == 64 * 300 + 64 * 10 * (symmetric ? 2 : 3) + (symmetric ? 16 : 0))
         #expect(r.scheme?.groupSize == 30 && r.reason.contains("group 32 does not divide 300 columns: groups of 30"))
         let files = try Dequantizer.run(folder: s.output, to: s.dir["deq.safetensors"])
         let deq = try Decoded(safetensors: try TempDir.read(files[0]))

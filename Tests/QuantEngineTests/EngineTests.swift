@@ -57,9 +57,9 @@ struct Setup {
             let q = out.codes(name)
             let scales = out.floats(name + "_scale")
             let zeros = out.zeroPoints(name)
-            // The default scheme (W8A16) writes linear layers in compressed-tensors' pack-quantized layout, and other
-            // weights (the 4-D conv) int-quantized.
-            if name == "conv.weight" {
+            // The default scheme (W8A16) writes symmetric linear layers in compressed-tensors' pack-quantized layout;
+            // other weights (the 4-D conv) and asymmetric ones int-quantized.
+            if name == "conv.weight" || !symmetric {
                 #expect(out.tensor(name)?.dtype == .I8 && out.tensor(name)?.shape == shape)
                 #expect(record.scheme?.format == .intQuantized && record.reason.contains("default rule"))
             } else {

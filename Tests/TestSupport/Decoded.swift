@@ -69,19 +69,8 @@ public struct Decoded {
     /// pack-quantized).
     public func codeTensor(_ name: String) -> TensorInfo? { tensor(name) ?? tensor(name + "_packed") }
 
-    /// A quantized weight's zero points in row-major [rows, groups] order, in either layout: I8 like the scale, or
-    /// I32 packed along dim 0 (word (j, g) holds rows 4j..4j+3 of column g, each as zero point + 128).
-    public func zeroPoints(_ name: String) -> [Int8] {
-        guard let z = tensor(name + "_zero_point") else { return [] }
-        if z.dtype == .I8 { return int8s(name + "_zero_point") }
-        guard let scale = tensor(name + "_scale"), scale.shape.count == 2 else { return [] }
-        let rows = scale.shape[0], groups = scale.shape[1]
-        let r = raw(name + "_zero_point")
-        return (0..<(rows * groups)).map { k in
-            let row = k / groups, g = k % groups
-            return Int8(Int(r[((row / 4) * groups + g) * 4 + row % 4]) - 128)
-        }
-    }
+    /// A quantized weight's zero points (I8, shaped like its scale), row-major.
+    public func zeroPoints(_ name: String) -> [Int8] { int8s(name + "_zero_point") }
 
     /// A quantized weight's int8 codes in either layout. The packed one is read as compressed-tensors describes
     /// `pack_to_int32` with 8 bits: word j of a row holds codes 4j..4j+3, code i in bits 8i..8i+7 as code + 128,
