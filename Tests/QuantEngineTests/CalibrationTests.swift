@@ -1,4 +1,4 @@
-import FoundationEssentials
+import Foundation
 import QuantEngine
 import SafeTensors
 import Testing
@@ -217,6 +217,45 @@ func spiky(rows: Int, cols: Int, rng: inout SeededRandom) -> [Float] {
         mse.calibration = .mse
         let m = try Engine.quantize(input: s.input, output: s.dir["mse"], options: mse)
         #expect(m.tensors.allSatisfy { $0.scheme?.calibrationFallback?.worse ?? 0 == 0 })
+    }
+
+    /// config.json says exactly what each tensor got: the guard's finer groups in a group of their own, targeted by
+    /// module name with their real group size; every kept weight (embedding, norm) in `ignore`.
+    @Test("quantization_config is built from the tensors: a guarded tensor gets its own group, kept weights are ignored")
+    func quantizationConfigFromRecords() throws {
+        let dir = TempDir("quantd-config")
+        defer { dir.remove() }
+        var rng = SeededRandom(seed: 22)
+        var c = Checkpoint()
+        c.addRandom("model.layers.0.mlp.up_proj.weight", shape: [64, 256], rng: &rng)
+        c.add("model.layers.0.mlp.down_proj.weight", shape: [64, 256], values: spiky(rows: 64, cols: 256, rng: &rng))
+        c.addRandom("model.embed_tokens.weight", shape: [100, 64], rng: &rng)
+        c.addRandom("model.layers.0.input_layernorm.weight", shape: [64], rng: &rng)
+        _ = Shell.run("/bin/mkdir", [dir["model"]])
+        try c.write(to: dir["model"] + "/model.safetensors")
+        try TempDir.write(Array(#"{"model_type": "llama", "architectures": ["LlamaForCausalLM"]}"#.utf8),
+                          to: dir["model"] + "/config.json")
+        var o = QuantizeOptions()
+        o.minSQNR = 35
+        let m = try Engine.quantize(input: dir["model"], output: dir["out"], options: o)
+        let guarded = try #require(m.tensors.first { $0.name == "model.layers.0.mlp.down_proj.weight" })
+        let size = try #require(guarded.scheme?.groupSize)
+        #expect(size < 128 && guarded.sensitivity != nil)
+        #expect(m.tensors.first { $0.name == "model.embed_tokens.weight" }?.decision == "kept")
+
+        let config = try #require(try JSONSerialization.jsonObject(with: Data(TempDir.read(dir["out"] + "/config.json")))
+            as? [String: Any])
+        #expect(config["model_type"] as? String == "llama")
+        let q = try #require(config["quantization_config"] as? [String: Any])
+        let groups = try #require(q["config_groups"] as? [String: [String: Any]])
+        #expect(q["format"] as? String == "pack-quantized" && groups.count == 2)
+        let main = try #require(groups["group_0"]), other = try #require(groups["group_1"])
+        #expect(main["targets"] as? [String] == ["Linear"] && main["format"] as? String == "pack-quantized")
+        #expect((main["weights"] as? [String: Any])?["group_size"] as? Int == 128)
+        #expect(other["targets"] as? [String] == ["model.layers.0.mlp.down_proj"])
+        #expect((other["weights"] as? [String: Any])?["group_size"] as? Int == size)
+        #expect((main["weights"] as? [String: Any])?["strategy"] as? String == "group")
+        #expect(Set(q["ignore"] as? [String] ?? []) == ["model.embed_tokens", "model.layers.0.input_layernorm"])
     }
 
     @Test("options decode with missing keys as defaults, and round-trip through the manifest's JSON")
