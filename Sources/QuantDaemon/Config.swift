@@ -150,7 +150,8 @@ public struct DaemonConfig: Sendable, Equatable {
         }
         // The ranges and combinations of the [quantize] keys are the engine's, checked once for flags and keys alike.
         do throws(EngineError) { try config.quantize.validate() } catch {
-            let key = "quantize." + String(error.file.drop { $0 == "-" }.map { $0 == "-" ? "_" : $0 })
+            let flag = String(error.file.drop { $0 == "-" }.map { $0 == "-" ? "_" : $0 })
+            let key = "quantize." + (flag == "asymmetric" ? "symmetric" : flag)
             throw ConfigError(key: key, reason: error.reason, source: file)
         }
         return config
@@ -377,7 +378,7 @@ extension DaemonConfig {
                       },
                       read: { .string($0.quantize.calibration.rawValue) }),
         ConfigKeySpec(name: "quantize.percentile",
-                      apply: { c, v throws(Refusal) in c.quantize.percentile = try real(v, 50...100) },
+                      apply: { c, v throws(Refusal) in c.quantize.percentile = try real(v, QuantizeOptions.Ranges.percentile) },
                       read: { number($0.quantize.percentile) }),
         ConfigKeySpec(name: "quantize.scale_dtype",
                       apply: { c, v throws(Refusal) in
@@ -396,11 +397,11 @@ extension DaemonConfig {
                       },
                       read: { .string($0.quantize.fallback.rawValue) }),
         ConfigKeySpec(name: "quantize.min_elements",
-                      apply: { c, v throws(Refusal) in c.quantize.minElements = try int(v, 0...Int(Int32.max)) },
+                      apply: { c, v throws(Refusal) in c.quantize.minElements = try int(v, QuantizeOptions.Ranges.minElements) },
                       read: { number($0.quantize.minElements) }),
         ConfigKeySpec(name: "quantize.group_size",
                       apply: { c, v throws(Refusal) in
-                          c.quantize.groupSize = try int(v, 1...(1 << 20))
+                          c.quantize.groupSize = try int(v, QuantizeOptions.Ranges.groupSize)
                           c.refined.insert("group_size")
                       },
                       read: { number($0.quantize.groupSize) }),
@@ -408,10 +409,10 @@ extension DaemonConfig {
                       apply: { c, v throws(Refusal) in c.quantize.symmetric = try bool(v) },
                       read: { flag($0.quantize.symmetric) }),
         ConfigKeySpec(name: "quantize.level",
-                      apply: { c, v throws(Refusal) in c.quantize.level = try int(v, 1...19) },
+                      apply: { c, v throws(Refusal) in c.quantize.level = try int(v, QuantizeOptions.Ranges.level) },
                       read: { number($0.quantize.level) }),
         ConfigKeySpec(name: "quantize.threads",
-                      apply: { c, v throws(Refusal) in c.quantize.threads = try int(v, 0...1024) },
+                      apply: { c, v throws(Refusal) in c.quantize.threads = try int(v, QuantizeOptions.Ranges.threads) },
                       read: { number($0.quantize.threads) }),
         ConfigKeySpec(name: "quantize.include",
                       apply: { c, v throws(Refusal) in c.quantize.include = try patterns(v) },

@@ -243,20 +243,34 @@ public enum Engine {
 }
 
 extension QuantizeOptions {
+    /// The ranges of the numeric options: the one set, checked by `validate` and by the daemon's keys.
+    public enum Ranges {
+        public static let groupSize = 1...(1 << 20)
+        public static let percentile = 50.0...100.0
+        public static let minElements = 0...Int(Int32.max)
+        /// zstd's levels, negative (fast) through 22 (ultra).
+        public static let level = -7...22
+        public static let threads = 0...1024
+    }
+
     /// The one check of the options' ranges and combinations (flags and daemon keys alike); the error names the
     /// flag (`--granularity`, ...).
     public func validate() throws(EngineError) {
         func bad(_ flag: String, _ why: String) -> EngineError {
             EngineError(.usage, file: flag, reason: why, stage: "plan")
         }
-        guard groupSize >= 1 else { throw bad("--group-size", "must be at least 1 (got \(groupSize))") }
-        guard (50...100).contains(percentile) else {
-            throw bad("--percentile", "must be between 50 and 100 (got \(percentile))")
+        func check<T: Comparable>(_ value: T, _ range: ClosedRange<T>, _ flag: String, _ extra: String = "")
+            throws(EngineError) {
+            guard range.contains(value) else {
+                throw bad(flag, "must be between \(range.lowerBound) and \(range.upperBound)\(extra) (got \(value))")
+            }
         }
+        try check(groupSize, Ranges.groupSize, "--group-size")
+        try check(percentile, Ranges.percentile, "--percentile")
         guard minSQNR.map({ $0.isFinite }) ?? true else { throw bad("--min-sqnr", "must be a finite number of dB") }
-        guard minElements >= 0 else { throw bad("--min-elements", "must be 0 or more (got \(minElements))") }
-        guard (-7...22).contains(level) else { throw bad("--level", "must be between -7 and 22 (got \(level))") }
-        guard threads >= 0 else { throw bad("--threads", "must be 0 (all cores) or more (got \(threads))") }
+        try check(minElements, Ranges.minElements, "--min-elements")
+        try check(level, Ranges.level, "--level")
+        try check(threads, Ranges.threads, "--threads", " (0: all cores)")
         if scheme == .w8a8 {
             guard symmetric else {
                 throw bad("--asymmetric", "W8A8 weights are symmetric: int8 matrix kernels take no weight zero point")
