@@ -48,3 +48,51 @@ struct InteropTests {
         }
     }
 }
+
+/// The daemon's path, as a producer takes it: the fixture folder renamed into `incoming/`, committed to
+/// `out/minilm/`, unpacked, and loaded by transformers.
+@Suite("Interop: a model folder dropped into the spool loads after unpack",
+       .enabled(if: Paths.hasMiniLM, "../shared/fixtures/minilm is absent"),
+       .enabled(if: Shell.interopPython != nil,
+                "no Python with torch, transformers and compressed-tensors (scripts/interop/venv.sh makes one)"))
+struct DaemonInteropTests {
+    @Test("drop, commit, unpack, from_pretrained")
+    func dropped() throws {
+        let dir = TempDir("quantd-interop-daemon")
+        defer { dir.remove() }
+        let spool = dir["spool"]
+        let daemon = Process()
+        daemon.executableURL = URL(fileURLWithPath: Paths.quantd)
+        daemon.arguments = ["run", "--spool", spool, "--settle-seconds", "0", "--log-file", dir["log"],
+                            "--set", "instance=ci"]
+        daemon.standardOutput = FileHandle.nullDevice
+        daemon.standardError = FileHandle.nullDevice
+        try daemon.run()
+        defer {
+            if daemon.isRunning { daemon.terminate() }
+            daemon.waitUntilExit()
+        }
+        let deadline = Date().addingTimeInterval(120)
+        while !FileManager.default.fileExists(atPath: spool + "/incoming") && Date() < deadline { usleep(50_000) }
+        // Built beside incoming/ under a dot-name, then renamed in: the documented way to drop a folder.
+        #expect(Shell.run("/bin/cp", ["-r", Paths.minilmFolder, spool + "/incoming/.minilm.partial"]).status == 0)
+        _ = Shell.run("/bin/chmod", ["-R", "u+w", spool + "/incoming/.minilm.partial"])
+        #expect(rename(spool + "/incoming/.minilm.partial", spool + "/incoming/minilm") == 0)
+        let manifest = spool + "/out/minilm/manifest.json"
+        while !FileManager.default.fileExists(atPath: manifest) && Date() < deadline { usleep(100_000) }
+        #expect(FileManager.default.fileExists(atPath: manifest), "committed within the deadline")
+        #expect(FileManager.default.fileExists(atPath: spool + "/out/minilm/model.safetensors.zst"))
+        #expect(FileManager.default.fileExists(atPath: spool + "/out/minilm/tokenizer.json"))
+        let u = Shell.run(Paths.quantd, ["unpack", spool + "/out/minilm", "-o", dir["model"]])
+        #expect(u.status == 0, "\(u.stderr)")
+        var environment = ProcessInfo.processInfo.environment
+        environment["HF_HUB_OFFLINE"] = "1"
+        let r = Shell.run(try #require(Shell.interopPython),
+                          [Paths.root + "/scripts/interop/embed_check.py", "transformers", Paths.minilmFolder,
+                           dir["model"]], environment: environment)
+        #expect(r.status == 0, "\(r.stderr.suffix(3000))")
+        let line = try #require(r.stdout.split(separator: "\n").last)
+        let result = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        #expect(try #require(result["mean_cosine"] as? Double) >= 0.999)
+    }
+}
