@@ -61,6 +61,10 @@ struct KillSoakTests {
         for round in 1...Self.kills {
             let daemon = try DaemonProcess(arguments: arguments, scratch: scratch)
             defer { daemon.stop() }
+            // The kill lands at a seeded moment after the daemon has begun (its `started` line, written before
+            // recovery and the first scan): on a loaded machine a kill 20 ms after the spawn can come before the
+            // process has run at all, which tests nothing.
+            try await daemon.waitFor("started", count: round)
             try await Task.sleep(for: .milliseconds(Int.random(in: 20...400, using: &random)))
             if scratch.names("active").contains(where: { $0.hasPrefix("soak.") }) { killedWithClaims += 1 }
             daemon.signal(SIGKILL)
