@@ -51,6 +51,38 @@ enum CarriedFiles {
         return out.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
     }
 
+    /// A path that stays inside the folder it is relative to: not absolute, no empty, `.` or `..` component.
+    static func staysInside(_ relative: String) -> Bool {
+        !relative.hasPrefix("/") && relative.split(separator: "/", omittingEmptySubsequences: false).allSatisfy {
+            !$0.isEmpty && $0 != "." && $0 != ".."
+        }
+    }
+
+    /// The subfolders made under a new folder `root` for files at relative paths, to be fsynced once filled.
+    struct Subfolders {
+        let root: String
+        private var made: [String] = []
+
+        init(root: String) { self.root = root }
+
+        /// Makes the folders the file at `relative` (`/`-separated) needs, each once.
+        mutating func parents(of relative: String, stage: String) throws(EngineError) {
+            var dir = ""
+            for part in relative.split(separator: "/").dropLast() {
+                dir += (dir.isEmpty ? "" : "/") + part
+                if !made.contains(dir) {
+                    try FileSystem.makeDirectory(root + "/" + dir, stage: stage)
+                    made.append(dir)
+                }
+            }
+        }
+
+        /// fsyncs every folder made, deepest first.
+        func sync(stage: String) throws(EngineError) {
+            for dir in made.reversed() { try FileSystem.fsyncPath(root + "/" + dir, stage: stage) }
+        }
+    }
+
     /// Copies `from` to the new file `to`, hashing the bytes as they pass; `expected`, when given, is the size and
     /// sha256 the copy must have (a file that changed, or a corrupt output, is refused and the copy removed).
     @discardableResult

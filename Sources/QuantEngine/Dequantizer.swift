@@ -15,6 +15,12 @@ public enum Dequantizer {
         guard !streams.isEmpty else {
             throw EngineError(.badInput, file: folder, reason: "the manifest lists no .zst output", stage: "dequantize")
         }
+        for output in streams {
+            for name in [output.file] + (output.source.map { [$0] } ?? []) where !CarriedFiles.staysInside(name) {
+                throw EngineError(.badInput, file: folder + "/manifest.json",
+                                  reason: "names '\(name)', a path outside the folder", stage: "dequantize")
+            }
+        }
         var targets: [(Manifest.OutputFile, String)] = []
         if streams.count == 1 {
             targets = [(streams[0], destination)]

@@ -128,23 +128,16 @@ enum SideFiles {
     /// then every folder it made (deepest first).
     static func carry(_ source: Source, into staging: String) throws(EngineError) -> [Written] {
         var written: [Written] = []
-        var folders: [String] = []
+        var folders = CarriedFiles.Subfolders(root: staging)
         for path in source.carried {
-            var dir = ""
-            for part in path.split(separator: "/").dropLast() {
-                dir += (dir.isEmpty ? "" : "/") + part
-                if !folders.contains(dir) {
-                    try FileSystem.makeDirectory(staging + "/" + dir, stage: "commit")
-                    folders.append(dir)
-                }
-            }
+            try folders.parents(of: path, stage: "commit")
             let copied = try CarriedFiles.copy(source.path + "/" + path, to: staging + "/" + path, stage: "commit")
             written.append(Written(
                 source: .init(file: path, size: copied.size, sha256: copied.sha256),
                 output: .init(file: path, source: path, size: copied.size, sha256: copied.sha256, rawSize: 0,
                               frames: [])))
         }
-        for dir in folders.reversed() { try FileSystem.fsyncPath(staging + "/" + dir, stage: "commit") }
+        try folders.sync(stage: "commit")
         return written
     }
 

@@ -23,17 +23,10 @@ public enum Unpacker {
         let staged = try StagedFolder(final: final, tag: nil, force: force)
         do throws(EngineError) {
             var written: [String] = []
-            var folders: [String] = []
+            var folders = CarriedFiles.Subfolders(root: staged.path)
             for output in manifest.outputs {
                 let name = output.frames.isEmpty ? output.file : output.source ?? String(output.file.dropLast(4))
-                var dir = ""
-                for part in name.split(separator: "/").dropLast() {
-                    dir += (dir.isEmpty ? "" : "/") + part
-                    if !folders.contains(dir) {
-                        try FileSystem.makeDirectory(staged.path + "/" + dir, stage: "unpack")
-                        folders.append(dir)
-                    }
-                }
+                try folders.parents(of: name, stage: "unpack")
                 let from = folder + "/" + output.file, to = staged.path + "/" + name
                 if output.frames.isEmpty {
                     try CarriedFiles.copy(from, to: to, expected: (output.size, output.sha256), stage: "unpack")
@@ -42,7 +35,7 @@ public enum Unpacker {
                 }
                 written.append(name)
             }
-            for dir in folders.reversed() { try FileSystem.fsyncPath(staged.path + "/" + dir, stage: "unpack") }
+            try folders.sync(stage: "unpack")
             try staged.commit()
             return written
         } catch {

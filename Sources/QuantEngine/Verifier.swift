@@ -39,6 +39,11 @@ public enum Verifier {
         }
         walk("")
         for output in manifest.outputs {
+            // A manifest is input too: a name that leaves the folder is refused before any file is opened by it.
+            for name in [output.file] + (output.source.map { [$0] } ?? []) where !CarriedFiles.staysInside(name) {
+                report.problems.append("\(folder)/manifest.json: names '\(name)', a path outside the folder")
+            }
+            guard CarriedFiles.staysInside(output.file) else { continue }
             let path = folder + "/" + output.file
             do {
                 if output.frames.isEmpty {

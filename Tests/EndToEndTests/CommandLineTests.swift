@@ -180,6 +180,27 @@ import TestSupport
         #expect(again.status == 73 && again.stderr.contains("--force"))
     }
 
+    /// A manifest is input too: one naming a path outside the folder (here a real file with the right bytes, so
+    /// only the path rule stands between it and a write outside the destination) is refused.
+    @Test("verify and unpack refuse a manifest that names paths outside the folder")
+    func refusesEscapingNames() throws {
+        let dir = TempDir("quantd-unpack")
+        defer { dir.remove() }
+        let input = try modelFolder(dir)
+        #expect(quantd("quantize", input, "-o", dir["out"]).status == 0)
+        try TempDir.write(try TempDir.read(input + "/vocab.txt"), to: dir["escaped.txt"])
+        let manifest = String(decoding: try TempDir.read(dir["out"] + "/manifest.json"), as: UTF8.self)
+            .replacingOccurrences(of: "\"vocab.txt\"", with: "\"../escaped.txt\"")
+        try TempDir.write(Array(manifest.utf8), to: dir["out"] + "/manifest.json")
+        _ = Shell.run("/bin/rm", [dir["out"] + "/vocab.txt"])
+        let v = quantd("verify", dir["out"])
+        #expect(v.status == 65 && v.stdout.contains("a path outside the folder"), "\(v.stdout)")
+        _ = Shell.run("/bin/mkdir", [dir["dest"]])
+        let u = quantd("unpack", dir["out"], "-o", dir["dest"] + "/m")
+        #expect(u.status == 65 && u.stderr.contains("outside the folder"), "\(u.stderr)")
+        #expect(TempDir.list(dir["dest"]).isEmpty, "nothing written")
+    }
+
     @Test("unpack refuses an output that does not verify, naming what failed, and writes nothing",
           arguments: ["vocab.txt", "model.safetensors.zst", "1_Pooling/config.json"])
     func refusesCorruption(file: String) throws {
