@@ -190,7 +190,7 @@ public enum Engine {
                 groupSize: l.granularity == .group ? l.groupSize : nil, symmetric: l.symmetric,
                 calibrator: options.calibration, scaleDtype: l.scaleStorage,
                 inputActivations: l.inputActivations,
-                calibrationFallback: Self.fallback(s.calibration, calibrator: options.calibration))
+                calibrationFallback: Self.fallback(s.calibration, calibrator: plan.calibrator))
             let figures = Manifest.ErrorFigures(relativeRmse: s.relativeRMSE, sqnrDb: s.sqnrDB.isFinite ? s.sqnrDB : nil,
                                                 maxAbsError: Double(s.maxAbsError), clippedFraction: s.clippedFraction)
             return .init(name: info.name, file: plan.sourceName, shape: info.shape, sourceDtype: info.dtype.rawValue,
@@ -202,14 +202,11 @@ public enum Engine {
     }
 
     /// What the manifest says of groups that got absmax's range instead of the calibrator's; nil when none did.
-    static func fallback(_ c: CalibrationCounts, calibrator: QuantizeOptions.Calibration)
-        -> Manifest.CalibrationFallback?
-    {
-        guard c.tooFew + c.worse > 0 else { return nil }
+    static func fallback(_ c: CalibrationCounts, calibrator: (any Calibrator)?) -> Manifest.CalibrationFallback? {
+        guard let calibrator, c.tooFew + c.worse > 0 else { return nil }
         var why: [String] = []
         if c.tooFew > 0 {
-            let needed = calibrator.calibrator(percentile: 99)?.minimumValues ?? 1
-            why.append("\(c.tooFew) with fewer than the \(needed) values \(calibrator.rawValue) needs")
+            why.append("\(c.tooFew) with fewer than the \(calibrator.minimumValues) values \(calibrator.name) needs")
         }
         if c.worse > 0 {
             why.append("\(c.worse) where its range gave more than \(CalibrationGuard.tolerance) times absmax's "

@@ -9,13 +9,13 @@ struct Source {
     let files: [SafeTensorsFile]
     let index: (name: String, bytes: [UInt8], parsed: ShardIndex)?
     let config: (bytes: [UInt8], value: JSONValue)?
+    /// A folder of shards, rather than one file.
+    let isFolder: Bool
     /// Every other file of a folder input, relative to it (see `CarriedFiles`).
     var carried: [String] = []
 
     static let sideFileLimit = 64 << 20
 
-    /// A folder of shards, rather than one file.
-    var isFolder: Bool { FileSystem.kind(path) == .directory }
 
     /// A folder with a transformers `config.json` (it names `model_type` or `architectures`): its consumers load
     /// linear layers quantized and everything else as it was.
@@ -32,7 +32,8 @@ struct Source {
             throw EngineError(.badInput, file: path, reason: "not a regular file or folder (symlinks are not followed)",
                               stage: "open")
         case .file:
-            return Source(path: path, files: [try openFile(path, limits: limits)], index: nil, config: nil)
+            return Source(path: path, files: [try openFile(path, limits: limits)], index: nil, config: nil,
+                          isFolder: false)
         case .directory:
             return try openFolder(path, limits: limits)
         }
@@ -120,7 +121,7 @@ struct Source {
                 seen[t.name] = Path.base(of: f.path)
             }
         }
-        return Source(path: dir, files: files, index: index, config: config,
+        return Source(path: dir, files: files, index: index, config: config, isFolder: true,
                       carried: try CarriedFiles.list(dir, names: others))
     }
 }
