@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.0"),
     ],
     targets: [
         .systemLibrary(
@@ -31,19 +32,24 @@ let package = Package(
         ),
         .target(name: "Zstd", dependencies: ["CZstd"]),
         .target(name: "CLinux"),
-        .target(name: "SafeTensors"),
+        /// Every system call quantd makes, on swift-system, with one error type; C stays inside it.
+        .target(
+            name: "QuantSystem",
+            dependencies: ["CLinux", .product(name: "SystemPackage", package: "swift-system")]
+        ),
+        .target(name: "SafeTensors", dependencies: ["QuantSystem"]),
         .target(name: "Quantization", swiftSettings: kernelSettings),
         .target(
             name: "QuantEngine",
             dependencies: [
-                "Zstd", "SafeTensors", "Quantization", "CLinux",
+                "Zstd", "SafeTensors", "Quantization", "QuantSystem",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .target(
             name: "QuantDaemon",
             dependencies: [
-                "QuantEngine", "SafeTensors", "CLinux",
+                "QuantEngine", "SafeTensors", "QuantSystem", "CLinux",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -1,7 +1,5 @@
 import Crypto
-#if canImport(Glibc)
-import Glibc
-#endif
+import QuantSystem
 
 /// The files of a model folder that quantd does not rewrite (tokenizer files, `generation_config.json`,
 /// `modules.json`, `1_Pooling/config.json` and other subfolders, the model card): they travel byte for byte, so
@@ -20,7 +18,7 @@ enum CarriedFiles {
         var seen = 0
         func walk(_ relative: [String], depth: Int) throws(EngineError) {
             let entries = relative.isEmpty ? names
-                : try FileSystem.list(root + "/" + relative.joined(separator: "/"), stage: "open")
+                : try Files.list(root + "/" + relative.joined(separator: "/"), stage: "open")
             for name in entries where !name.hasPrefix(".") {
                 seen += 1
                 let parts = relative + [name]
@@ -29,7 +27,7 @@ enum CarriedFiles {
                     throw EngineError(.badInput, file: root, reason: "holds more than \(maxEntries) files and folders "
                         + "to carry", stage: "open")
                 }
-                switch FileSystem.kind(root + "/" + path) {
+                switch Files.kind(root + "/" + path) {
                 case .file:
                     out.append(path)
                 case .directory:
@@ -71,7 +69,7 @@ enum CarriedFiles {
             for part in relative.split(separator: "/").dropLast() {
                 dir += (dir.isEmpty ? "" : "/") + part
                 if !made.contains(dir) {
-                    try FileSystem.makeDirectory(root + "/" + dir, stage: stage)
+                    try Files.makeDirectory(root + "/" + dir, stage: stage)
                     made.append(dir)
                 }
             }
@@ -79,7 +77,7 @@ enum CarriedFiles {
 
         /// fsyncs every folder made, deepest first.
         func sync(stage: String) throws(EngineError) {
-            for dir in made.reversed() { try FileSystem.fsyncPath(root + "/" + dir, stage: stage) }
+            for dir in made.reversed() { try Files.sync(root + "/" + dir, stage: stage) }
         }
     }
 
@@ -89,7 +87,7 @@ enum CarriedFiles {
     static func copy(_ from: String, to: String, expected: (size: Int, sha256: String)? = nil, stage: String)
         throws(EngineError) -> (size: Int, sha256: String)
     {
-        let out = try OutputFile(creating: to, stage: stage)
+        let out = try OutputFile.create(to, stage: stage)
         do throws(EngineError) {
             let result = try stream(from, stage: stage) { bytes throws(EngineError) in try out.write(bytes, stage: stage) }
             if let expected, expected != result {
@@ -99,7 +97,7 @@ enum CarriedFiles {
             try out.sync(stage: stage)
             return result
         } catch {
-            unlink(to)
+            Files.removeFile(to)
             throw error
         }
     }
@@ -114,34 +112,13 @@ enum CarriedFiles {
                                _ body: (UnsafeRawBufferPointer) throws(EngineError) -> Void)
         throws(EngineError) -> (size: Int, sha256: String)
     {
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
-        guard fd >= 0 else {
-            throw FileSystem.error("open", path, stage: stage, kind: errno == ENOENT ? .missingInput : .io)
-        }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw FileSystem.error("fstat", path, stage: stage) }
-        guard st.st_mode & S_IFMT == S_IFREG else {
-            throw EngineError(.badInput, file: path, reason: "not a regular file", stage: stage)
-        }
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
-        defer { buffer.deallocate() }
+        let reader = try ChunkReader(path, stage: stage)
         var hash = SHA256()
-        var offset = 0
-        while true {
-            let n = pread(fd, buffer.baseAddress!, buffer.count, off_t(offset))
-            if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { throw FileSystem.error("read", path, stage: stage) }
-            if n == 0 { break }
-            let piece = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+        while let piece = try reader.next() {
             hash.update(bufferPointer: piece)
             try body(piece)
-            offset += n
         }
-        guard offset == Int(st.st_size) else {
-            throw EngineError(.badInput, file: path, reason: "changed while being read (\(offset) bytes read, "
-                + "\(st.st_size) expected)", stage: stage)
-        }
-        return (offset, hash.finalize().hex)
+        try reader.finish()
+        return (reader.offset, hash.finalize().hex)
     }
 }

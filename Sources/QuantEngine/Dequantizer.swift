@@ -1,8 +1,6 @@
 import Quantization
 import SafeTensors
-#if canImport(Glibc)
-import Glibc
-#endif
+import QuantSystem
 
 /// `quantd dequantize`: rebuilds float32 tensors from an output folder (scale * (q - zero_point)) for
 /// evaluation. Tensors left alone are copied as they are; the scale and zero-point tensors are dropped.
@@ -25,10 +23,10 @@ public enum Dequantizer {
         if streams.count == 1 {
             targets = [(streams[0], destination)]
         } else {
-            try FileSystem.makeDirectories(destination, stage: "dequantize")
+            try Files.makeDirectories(destination, stage: "dequantize")
             targets = streams.map { ($0, destination + "/" + ($0.source ?? String($0.file.dropLast(4)))) }
         }
-        for (_, path) in targets where FileSystem.kind(path) != .missing && !force {
+        for (_, path) in targets where Files.kind(path) != .missing && !force {
             throw EngineError(.cannotCreateOutput, file: path, reason: "already exists (pass --force to replace it)",
                               stage: "dequantize")
         }
@@ -42,23 +40,23 @@ public enum Dequantizer {
                               force: Bool) throws(EngineError) {
         var records: [String: Manifest.TensorRecord] = [:]
         for r in manifest.tensors where r.file == output.source && r.decision == "quantized" { records[r.name] = r }
-        let temp = "\(Path.directory(of: path))/.\(Path.base(of: path)).tmp-\(getpid())"
-        FileSystem.removeTree(temp)
-        let file = try OutputFile(creating: temp, stage: "dequantize")
+        let temp = "\(Path.directory(of: path))/.\(Path.base(of: path)).tmp-\(FileSystem.processID)"
+        Files.removeTree(temp)
+        let file = try OutputFile.create(temp, stage: "dequantize")
         var state = State(records: records, file: file)
         var events = StreamReader.Events()
         events.header = { try state.header($0) }
         events.data = { t, offset, bytes in try state.data(t, offset, bytes) }
         do {
             _ = try StreamReader.read(zst, rawSize: output.rawSize, events: events)
-            try file.sync()
-            if force && FileSystem.kind(path) == .file { unlink(path) }
-            try FileSystem.renameNoReplace(temp, path, stage: "dequantize")
+            try file.sync(stage: "commit")
+            if force && Files.kind(path) == .file { Files.removeFile(path) }
+            try Files.renameNoReplace(temp, path, stage: "dequantize")
         } catch let e as EngineError {
-            unlink(temp)
+            Files.removeFile(temp)
             throw e
         } catch {
-            unlink(temp)
+            Files.removeFile(temp)
             throw EngineError(.badInput, file: zst, reason: "\(error)", stage: "dequantize")
         }
     }
@@ -116,16 +114,16 @@ public enum Dequantizer {
             let dropped: Set<String> = ["quantization_format", "quantization_scheme", "quantd_version"]
             let (bytes, _) = HeaderWriter.encode(metadata: h.metadata.filter { !dropped.contains($0.key) },
                                                  tensors: tensors)
-            try file.write(bytes)
+            try file.write(bytes, stage: "write")
         }
 
         mutating func data(_ t: TensorInfo, _ offset: Int, _ bytes: UnsafeRawBufferPointer) throws {
             guard let (record, layout, role) = roles[t.name] else {
                 guard pending == nil else {
-                    throw EngineError(.badInput, file: file.path, tensor: t.name,
+                    throw EngineError(.badInput, file: file.path.string, tensor: t.name,
                                       reason: "arrives before the scales of '\(pending!.record.name)'", stage: "dequantize")
                 }
-                try file.write(bytes)
+                try file.write(bytes, stage: "write")
                 return
             }
             switch role {
@@ -158,7 +156,7 @@ public enum Dequantizer {
                 zeroPoints.append(contentsOf: bytes.bindMemory(to: Int8.self))
             }
             guard pending?.record.name == record.name else {
-                throw EngineError(.badInput, file: file.path, tensor: t.name,
+                throw EngineError(.badInput, file: file.path.string, tensor: t.name,
                                   reason: "arrives before the codes of '\(record.name)'", stage: "dequantize")
             }
             let complete = scales.count == layout.scaleCount
@@ -201,7 +199,7 @@ public enum Dequantizer {
                                                      scales: s, zeroPoints: nil, into: slice)
                         }
                     }
-                    try file.write(UnsafeRawBufferPointer(slice))
+                    try file.write(UnsafeRawBufferPointer(slice), stage: "write")
                 }
                 row += n
             }

@@ -3,9 +3,7 @@ import FoundationEssentials
 import Quantization
 import SafeTensors
 import Synchronization
-#if canImport(Glibc)
-import Glibc
-#endif
+import QuantSystem
 
 /// The version written into every manifest and output header.
 public let quantdVersion = "0.1.0"
@@ -74,13 +72,13 @@ public enum Engine {
             var sources: [Manifest.SourceFile] = []
             var records: [Manifest.TensorRecord] = []
             for (k, (file, plan)) in zip(source.files, plans).enumerated() {
-                let out = try OutputFile(creating: staging + "/" + plan.outputName, stage: "write", direct: true)
+                let out = try OutputFile.create(staging + "/" + plan.outputName, stage: "write", direct: true)
                 let pipeline = Pipeline(plan: plan, file: file, level: options.level, threads: threads,
                                         budget: budget, cancel: cancel)
                 let outcome = try pipeline.run(output: out) { tensors, bytes in
                     tracker.update(file: k, tensors: tensors, bytes: bytes)
                 }
-                try out.sync()
+                try out.sync(stage: "commit")
                 guard outcome.inputSize == file.fileSize else {
                     throw EngineError(.badInput, file: file.path,
                                       reason: "changed while being read (\(outcome.inputSize) bytes hashed, "
@@ -139,7 +137,7 @@ public enum Engine {
     }
 
     /// Cores this process may run on.
-    public static var cores: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+    public static var cores: Int { FileSystem.cores }
 
     private static func writeManifest(_ manifest: Manifest, into staging: String) throws(EngineError) {
         let path = staging + "/manifest.json"
@@ -147,9 +145,9 @@ public enum Engine {
         do { bytes = try manifest.encoded() } catch {
             throw EngineError(.io, file: path, reason: "cannot encode the manifest: \(error)", stage: "commit")
         }
-        let out = try OutputFile(creating: path, stage: "commit")
+        let out = try OutputFile.create(path, stage: "commit")
         try out.write(bytes, stage: "commit")
-        try out.sync()
+        try out.sync(stage: "commit")
     }
 
     /// Candidates holding NaN or Inf, found by a scan before planning (only with --keep-nonfinite).

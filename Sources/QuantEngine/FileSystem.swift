@@ -1,217 +1,178 @@
-internal import CLinux
-#if canImport(Glibc)
-import Glibc
-#endif
+public import QuantSystem
+import SystemPackage
 
-/// The few file-system calls the engine needs, each failing with an `EngineError` that names the path,
-/// the operation and errno.
-enum FileSystem {
-    static func error(_ op: String, _ path: String, stage: String, kind: EngineError.Kind = .io,
-                      errno e: Int32 = Glibc.errno) -> EngineError {
-        EngineError(kind, file: path, reason: "\(op) failed: \(String(cString: strerror(e))) (errno \(e))",
-                    errno: e, stage: stage)
+extension EngineError {
+    /// A failed system call as the engine reports it: the path, the call and its errno, in `stage`. A refusal
+    /// (not a regular file, larger than allowed) is the input's fault (`badInput`); ENOENT on what is read is
+    /// `missingInput` when `missing` says so.
+    init(_ error: SystemError, stage: String, kind: Kind = .io, missing: Kind? = nil) {
+        if let refusal = error.refusal {
+            self.init(error.errno == .ioError ? .io : .badInput, file: error.path?.string ?? "", reason: refusal,
+                      stage: stage)
+            return
+        }
+        let kind = error.errno == .noSuchFileOrDirectory ? missing ?? kind : kind
+        self.init(kind, file: error.path?.string ?? "",
+                  reason: "\(error.call) failed: \(error.errno.description) (errno \(error.errno.rawValue))",
+                  errno: error.errno.rawValue, stage: stage)
+    }
+}
+
+/// The system layer's calls in the engine's terms: String paths as manifests hold them, and failures as
+/// `EngineError`s that carry the pipeline stage and say whose fault they are.
+enum Files {
+    /// Runs system-layer calls for `stage`, reporting a failure as an `EngineError`.
+    static func run<T>(_ stage: String, kind: EngineError.Kind = .io, missing: EngineError.Kind? = nil,
+                       _ body: () throws(SystemError) -> T) throws(EngineError) -> T {
+        do {
+            return try body()
+        } catch {
+            throw EngineError(error, stage: stage, kind: kind, missing: missing)
+        }
     }
 
     enum Kind { case missing, file, directory, other }
 
     /// What is at `path`, without following a symlink.
     static func kind(_ path: String) -> Kind {
-        var st = stat()
-        guard lstat(path, &st) == 0 else { return .missing }
-        switch st.st_mode & S_IFMT {
-        case S_IFREG: return .file
-        case S_IFDIR: return .directory
-        default: return .other
+        switch FileSystem.kind(FilePath(path)) {
+        case nil: .missing
+        case .file: .file
+        case .directory: .directory
+        default: .other
         }
     }
 
-    static func size(_ path: String, stage: String) throws(EngineError) -> Int {
-        var st = stat()
-        guard lstat(path, &st) == 0 else { throw error("stat", path, stage: stage) }
-        return Int(st.st_size)
-    }
-
-    /// Creates `path` and any missing parents (mode 0755).
     static func makeDirectories(_ path: String, stage: String) throws(EngineError) {
-        if kind(path) == .directory { return }
-        let parent = Path.directory(of: path)
-        if parent != path && !parent.isEmpty { try makeDirectories(parent, stage: stage) }
-        if mkdir(path, 0o755) != 0 && errno != EEXIST {
-            throw error("mkdir", path, stage: stage, kind: .cannotCreateOutput)
+        try run(stage, kind: .cannotCreateOutput) { () throws(SystemError) in
+            try FileSystem.makeDirectories(FilePath(path))
         }
     }
 
+    /// A new folder: an existing one is refused.
     static func makeDirectory(_ path: String, stage: String) throws(EngineError) {
-        guard mkdir(path, 0o755) == 0 else { throw error("mkdir", path, stage: stage, kind: .cannotCreateOutput) }
+        try run(stage, kind: .cannotCreateOutput) { () throws(SystemError) in
+            try FileSystem.makeDirectory(FilePath(path), existingOK: false)
+        }
     }
 
-    /// Entry names of a folder (no "." or ".."), sorted bytewise for a deterministic order.
+    /// Entry names of a folder, sorted bytewise for a deterministic order.
     static func list(_ path: String, stage: String) throws(EngineError) -> [String] {
-        guard let dir = opendir(path) else { throw error("opendir", path, stage: stage, kind: .missingInput) }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(cString: raw.baseAddress!.assumingMemoryBound(to: CChar.self))
-            }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+        try run(stage, missing: .missingInput) { () throws(SystemError) in try FileSystem.list(FilePath(path)) }
     }
 
-    /// Removes a file or a whole folder tree without following symlinks. Missing is fine.
-    static func removeTree(_ path: String) {
-        switch kind(path) {
-        case .missing: return
-        case .directory:
-            if let names = try? list(path, stage: "cleanup") {
-                for n in names { removeTree(path + "/" + n) }
-            }
-            rmdir(path)
-        case .file, .other:
-            unlink(path)
-        }
-    }
+    /// Removes a file or a whole folder tree without following symlinks, for clean-up after a failure: what
+    /// cannot be removed is left (the next start's clean-up finds it).
+    static func removeTree(_ path: String) { try? FileSystem.removeTree(FilePath(path)) }
 
-    static func fsyncPath(_ path: String, stage: String) throws(EngineError) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw error("open", path, stage: stage) }
-        defer { close(fd) }
-        guard fsync(fd) == 0 else { throw error("fsync", path, stage: stage) }
+    static func removeFile(_ path: String) { try? FileSystem.unlink(FilePath(path)) }
+
+    static func sync(_ path: String, stage: String) throws(EngineError) {
+        try run(stage) { () throws(SystemError) in try FileSystem.sync(FilePath(path)) }
     }
 
     /// Renames `from` to `to`, refusing to replace anything at `to` (EEXIST -> cannotCreateOutput).
     static func renameNoReplace(_ from: String, _ to: String, stage: String) throws(EngineError) {
-        guard quantd_renameat2(AT_FDCWD, from, AT_FDCWD, to, quantd_rename_noreplace) == 0 else {
-            let e = errno
-            if e == EEXIST || e == ENOTEMPTY {
-                throw EngineError(.cannotCreateOutput, file: to, reason: "already exists", errno: e, stage: stage)
-            }
-            throw error("rename to '\(to)'", from, stage: stage, errno: e)
+        do {
+            try FileSystem.renameNoReplace(FilePath(from), FilePath(to))
+        } catch where error.errno == .fileExists || error.errno == .directoryNotEmpty {
+            throw EngineError(.cannotCreateOutput, file: to, reason: "already exists", errno: error.errno.rawValue,
+                              stage: stage)
+        } catch {
+            throw EngineError(error, stage: stage)
         }
     }
 
     /// Swaps two existing paths atomically.
     static func exchange(_ a: String, _ b: String, stage: String) throws(EngineError) {
-        guard quantd_renameat2(AT_FDCWD, a, AT_FDCWD, b, quantd_rename_exchange) == 0 else {
-            throw error("rename-exchange with '\(b)'", a, stage: stage)
-        }
+        try run(stage) { () throws(SystemError) in try FileSystem.exchange(FilePath(a), FilePath(b)) }
     }
 
+    /// A small regular file whole; refused (badInput) when larger than `limit` or not a regular file.
     static func readWholeFile(_ path: String, limit: Int, stage: String) throws(EngineError) -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
-        guard fd >= 0 else {
-            throw error("open", path, stage: stage, kind: errno == ENOENT ? .missingInput : .io)
+        try run(stage, missing: .missingInput) { () throws(SystemError) in
+            try FileSystem.readFile(FilePath(path), limit: limit)
         }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw error("fstat", path, stage: stage) }
-        guard st.st_mode & S_IFMT == S_IFREG else {
-            throw EngineError(.badInput, file: path, reason: "not a regular file", stage: stage)
-        }
-        guard Int(st.st_size) <= limit else {
-            throw EngineError(.badInput, file: path, reason: "is \(st.st_size) bytes, more than the \(limit) allowed",
-                              stage: stage)
-        }
-        var bytes = [UInt8](repeating: 0, count: Int(st.st_size))
-        var done = 0
-        while done < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, $0.count - done, off_t(done)) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw error("read", path, stage: stage, errno: n == 0 ? EIO : errno) }
-            done += n
-        }
-        return bytes
     }
 }
 
-/// A file opened for writing, fsynced before close by the owner.
-///
-/// Large outputs are written with `O_DIRECT` through an aligned buffer where the filesystem allows it: on the
-/// machines measured here a buffered write of 600 MB costs a second of kernel time copying into the page cache,
-/// a direct one a fifth of that. Filesystems without `O_DIRECT` (older tmpfs) get ordinary buffered writes.
-final class OutputFile {
+/// Reads a regular file from its start in pieces (never through a symlink), for hashing and streaming: the one
+/// read loop of the engine's whole-file readers. `finish()` refuses a file that changed size while being read.
+final class ChunkReader {
     let path: String
-    let fd: Int32
-    /// Bytes accepted so far (the file's logical size).
-    private(set) var written = 0
-    private var direct = false
-    private var buffer: UnsafeMutableRawBufferPointer?
-    private var buffered = 0
+    let stage: String
+    private let file: FilePath
+    private let descriptor: FileDescriptor
+    private let expected: Int
+    private let buffer: UnsafeMutableRawBufferPointer
+    /// Bytes read so far.
+    private(set) var offset = 0
 
-    static let directChunk = 8 << 20
-    static let alignment = 4096
-
-    init(creating path: String, stage: String, direct wantDirect: Bool = false) throws(EngineError) {
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw FileSystem.error("create", path, stage: stage, kind: .cannotCreateOutput) }
+    init(_ path: String, stage: String, chunk: Int = 1 << 20) throws(EngineError) {
         self.path = path
-        self.fd = fd
-        if wantDirect && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | quantd_o_direct) == 0 {
-            direct = true
-            buffer = .allocate(byteCount: Self.directChunk, alignment: Self.alignment)
+        self.stage = stage
+        file = FilePath(path)
+        let file = file
+        descriptor = try Files.run(stage, missing: .missingInput) { () throws(SystemError) in
+            try FileDescriptor.openFile(file, .readOnly, options: [.noFollow, .nonBlocking])
         }
+        let descriptor = descriptor
+        do throws(EngineError) {
+            let status = try Files.run(stage) { () throws(SystemError) in try descriptor.status(path: file) }
+            guard status.type == .regular else {
+                throw EngineError(.badInput, file: path, reason: "not a regular file", stage: stage)
+            }
+            expected = Int(status.size)
+        } catch {
+            try? descriptor.close()
+            throw error
+        }
+        buffer = .allocate(byteCount: chunk, alignment: 64)
     }
 
     deinit {
-        buffer?.deallocate()
-        close(fd)
+        buffer.deallocate()
+        try? descriptor.close()
     }
 
-    func write(_ bytes: UnsafeRawBufferPointer, stage: String = "write") throws(EngineError) {
-        guard direct, let buffer else {
-            try writeAll(bytes, stage: stage)
-            written += bytes.count
-            return
+    /// The next piece, nil at the end of the file. Valid until the next call.
+    func next() throws(EngineError) -> UnsafeRawBufferPointer? {
+        let n = try Files.run(stage) { () throws(SystemError) in
+            try descriptor.read(into: buffer, at: offset, path: file)
         }
-        var rest = bytes
-        while !rest.isEmpty {
-            let n = min(rest.count, buffer.count - buffered)
-            UnsafeMutableRawBufferPointer(rebasing: buffer[buffered..<(buffered + n)])
-                .copyMemory(from: UnsafeRawBufferPointer(rebasing: rest[rest.startIndex..<(rest.startIndex + n)]))
-            buffered += n
-            rest = UnsafeRawBufferPointer(rebasing: rest[(rest.startIndex + n)...])
-            if buffered == buffer.count { try flush(stage: stage) }
+        if n == 0 { return nil }
+        offset += n
+        return UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+    }
+
+    /// Checks that what was read is the size the file had when opened.
+    func finish() throws(EngineError) {
+        guard offset == expected else {
+            throw EngineError(.badInput, file: path, reason: "changed while being read (\(offset) bytes read, "
+                + "\(expected) expected)", stage: stage)
         }
-        written += bytes.count
     }
+}
 
-    func write(_ bytes: [UInt8], stage: String = "write") throws(EngineError) {
-        try bytes.withUnsafeBytes { b in
-            Result { () throws(EngineError) in try write(b, stage: stage) }
-        }.get()
-    }
-
-    /// Writes what is buffered: whole aligned blocks directly, and a last partial block (only at the end)
-    /// after switching the descriptor back to buffered mode.
-    private func flush(stage: String) throws(EngineError) {
-        guard let buffer, buffered > 0 else { return }
-        let whole = buffered / Self.alignment * Self.alignment
-        if whole > 0 { try writeAll(UnsafeRawBufferPointer(rebasing: buffer[0..<whole]), stage: stage) }
-        if whole < buffered {
-            guard fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~quantd_o_direct) == 0 else {
-                throw FileSystem.error("fcntl", path, stage: stage)
-            }
-            direct = false
-            try writeAll(UnsafeRawBufferPointer(rebasing: buffer[whole..<buffered]), stage: stage)
-        }
-        buffered = 0
-    }
-
-    private func writeAll(_ bytes: UnsafeRawBufferPointer, stage: String) throws(EngineError) {
-        var done = 0
-        while done < bytes.count {
-            let n = Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done)
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw FileSystem.error("write", path, stage: stage, errno: n == 0 ? EIO : errno) }
-            done += n
+extension OutputFile {
+    /// A new output file (an existing one is refused: cannotCreateOutput).
+    static func create(_ path: String, stage: String, direct: Bool = false) throws(EngineError) -> OutputFile {
+        try Files.run(stage, kind: .cannotCreateOutput) { () throws(SystemError) in
+            try OutputFile(creating: FilePath(path), direct: direct)
         }
     }
 
-    /// Flushes the buffer and fsyncs: after this returns, the bytes are on disk.
-    func sync(stage: String = "commit") throws(EngineError) {
-        try flush(stage: stage)
-        guard fsync(fd) == 0 else { throw FileSystem.error("fsync", path, stage: stage) }
+    func write(_ bytes: UnsafeRawBufferPointer, stage: String) throws(EngineError) {
+        try Files.run(stage) { () throws(SystemError) in try write(bytes) }
+    }
+
+    func write(_ bytes: [UInt8], stage: String) throws(EngineError) {
+        try Files.run(stage) { () throws(SystemError) in try write(bytes) }
+    }
+
+    /// Flushes and fsyncs: after this returns, the bytes are on disk.
+    func sync(stage: String) throws(EngineError) {
+        try Files.run(stage) { () throws(SystemError) in try sync() }
     }
 }
 

@@ -18,13 +18,13 @@ public enum Inspector {
     }
 
     public static func inspect(_ path: String, limits: HeaderLimits = HeaderLimits()) throws(EngineError) -> [Report] {
-        switch FileSystem.kind(path) {
+        switch Files.kind(path) {
         case .missing:
             throw EngineError(.missingInput, file: path, reason: "no such file or folder", stage: "inspect")
         case .other:
             throw EngineError(.badInput, file: path, reason: "not a regular file or folder", stage: "inspect")
         case .directory:
-            if FileSystem.kind(path + "/manifest.json") == .file {
+            if Files.kind(path + "/manifest.json") == .file {
                 let manifest = try Manifest.read(folder: path)
                 var reports = [Report(path: path, kind: "quantd output folder", manifest: manifest)]
                 for o in manifest.outputs where !o.frames.isEmpty {
@@ -33,7 +33,7 @@ public enum Inspector {
                 return reports
             }
             var reports: [Report] = []
-            for name in try FileSystem.list(path, stage: "inspect") where name.hasSuffix(".safetensors") {
+            for name in try Files.list(path, stage: "inspect") where name.hasSuffix(".safetensors") {
                 reports.append(try safetensors(path + "/" + name, limits: limits))
             }
             guard !reports.isEmpty else {

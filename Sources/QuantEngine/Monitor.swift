@@ -1,36 +1,19 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import Foundation
 
-/// A mutex with one condition variable: the pipeline's shared state lives behind it, and every change
-/// that someone may wait for is followed by `broadcast()`.
+/// A mutex with one condition variable (Foundation's `NSCondition`): the pipeline's shared state lives behind
+/// it, and every change that someone may wait for is followed by `broadcast()`.
 final class Monitor: @unchecked Sendable {
-    // @unchecked: the pthread objects are heap-allocated once and only used through lock/unlock.
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
-    private let cond: UnsafeMutablePointer<pthread_cond_t>
-
-    init() {
-        mutex = .allocate(capacity: 1)
-        cond = .allocate(capacity: 1)
-        pthread_mutex_init(mutex, nil)
-        pthread_cond_init(cond, nil)
-    }
-
-    deinit {
-        pthread_cond_destroy(cond)
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
-        cond.deallocate()
-    }
+    // @unchecked: NSCondition is thread-safe; it is only used through lock/unlock/wait/broadcast.
+    private let condition = NSCondition()
 
     func withLock<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
+        condition.lock()
+        defer { condition.unlock() }
         return try body()
     }
 
     /// Waits for a broadcast; call only inside `withLock`.
-    func wait() { pthread_cond_wait(cond, mutex) }
+    func wait() { condition.wait() }
 
-    func broadcast() { pthread_cond_broadcast(cond) }
+    func broadcast() { condition.broadcast() }
 }

@@ -1,3 +1,4 @@
+import QuantSystem
 import Crypto
 import Dispatch
 import Quantization
@@ -415,7 +416,7 @@ final class Pipeline: @unchecked Sendable {
             guard let buffers = completed(index) else { break }
             if !buffers.frame.isEmpty {
                 let offset = output.written
-                try output.write(buffers.frame)
+                try output.write(buffers.frame, stage: "write")
                 buffers.frame.withUnsafeBytes { outputHash.update(bufferPointer: $0) }
                 frames.append(Manifest.Frame(offset: offset, compressedSize: buffers.frame.count,
                                              rawSize: unit.outputBytes, rawOffset: rawOffset,

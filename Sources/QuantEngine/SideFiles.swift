@@ -1,3 +1,4 @@
+import QuantSystem
 import Crypto
 import FoundationEssentials
 import SafeTensors
@@ -144,9 +145,9 @@ enum SideFiles {
     private static func store(_ bytes: [UInt8], name: String, original: [UInt8], into staging: String)
         throws(EngineError) -> Written
     {
-        let out = try OutputFile(creating: staging + "/" + name, stage: "commit")
+        let out = try OutputFile.create(staging + "/" + name, stage: "commit")
         try out.write(bytes, stage: "commit")
-        try out.sync()
+        try out.sync(stage: "commit")
         return Written(
             source: .init(file: name, size: original.count, sha256: SHA256.hash(data: original).hex),
             output: .init(file: name, source: name, size: bytes.count, sha256: SHA256.hash(data: bytes).hex,

@@ -25,7 +25,7 @@ struct Source {
     }
 
     static func open(_ path: String, limits: HeaderLimits) throws(EngineError) -> Source {
-        switch FileSystem.kind(path) {
+        switch Files.kind(path) {
         case .missing:
             throw EngineError(.missingInput, file: path, reason: "no such file or folder", stage: "open")
         case .other:
@@ -44,7 +44,7 @@ struct Source {
     }
 
     private static func openFolder(_ dir: String, limits: HeaderLimits) throws(EngineError) -> Source {
-        let names = try FileSystem.list(dir, stage: "open")
+        let names = try Files.list(dir, stage: "open")
         var shards: [String] = []
         var indexName: String?
         var hasConfig = false
@@ -58,7 +58,7 @@ struct Source {
                 }
                 indexName = name
             } else if name.hasSuffix(".safetensors") {
-                guard FileSystem.kind(full) == .file else {
+                guard Files.kind(full) == .file else {
                     throw EngineError(.badInput, file: full, reason: "shard is not a regular file", stage: "open")
                 }
                 shards.append(name)
@@ -75,7 +75,7 @@ struct Source {
         var index: (name: String, bytes: [UInt8], parsed: ShardIndex)?
         if let indexName {
             let full = dir + "/" + indexName
-            let bytes = try FileSystem.readWholeFile(full, limit: sideFileLimit, stage: "open")
+            let bytes = try Files.readWholeFile(full, limit: sideFileLimit, stage: "open")
             let parsed: ShardIndex
             do throws(SafeTensorsError) {
                 parsed = try bytes.withUnsafeBytes { b in
@@ -92,7 +92,7 @@ struct Source {
         var config: (bytes: [UInt8], value: JSONValue)?
         if hasConfig {
             let full = dir + "/config.json"
-            let bytes = try FileSystem.readWholeFile(full, limit: sideFileLimit, stage: "open")
+            let bytes = try Files.readWholeFile(full, limit: sideFileLimit, stage: "open")
             guard let value = try? JSONValue.decode(bytes), case .object = value else {
                 throw EngineError(.badInput, file: full, reason: "not a JSON object", stage: "open")
             }

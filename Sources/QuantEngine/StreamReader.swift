@@ -1,9 +1,6 @@
 import Crypto
 import SafeTensors
 import Zstd
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Reads a `.zst` output as a user's tools would: decompresses its frames in order (checksums verified),
 /// parses the safetensors header inside, and hands each tensor's bytes to the caller as they stream by.
@@ -35,25 +32,14 @@ struct StreamReader {
     static func read(_ path: String, rawSize: Int?, limits: HeaderLimits = HeaderLimits(), events: Events)
         throws -> Summary
     {
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
-        guard fd >= 0 else { throw FileSystem.error("open", path, stage: "read", kind: errno == ENOENT ? .missingInput : .io) }
-        defer { close(fd) }
+        let reader = try ChunkReader(path, stage: "read", chunk: chunk)
         var decoder = try ZstdStreamDecoder()
         var parser = Parser(path: path, rawSize: rawSize, limits: limits, events: events)
         var hash = SHA256()
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 64)
-        defer { buffer.deallocate() }
-        var offset = 0
         var stopped = false
         do {
-            while true {
-                let n = pread(fd, buffer.baseAddress!, chunk, off_t(offset))
-                if n < 0 && errno == EINTR { continue }
-                guard n >= 0 else { throw FileSystem.error("read", path, stage: "read") }
-                if n == 0 { break }
-                let piece = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+            while let piece = try reader.next() {
                 hash.update(bufferPointer: piece)
-                offset += n
                 try decoder.feed(piece, requireChecksum: true,
                                  output: { try parser.consume($0) },
                                  frameEnded: { end, raw in try events.frame(end, raw) })
@@ -63,7 +49,7 @@ struct StreamReader {
             stopped = true
         }
         if !stopped { try parser.finish() }
-        return Summary(compressedSize: offset, rawSize: parser.position, sha256: hash.finalize().hex,
+        return Summary(compressedSize: reader.offset, rawSize: parser.position, sha256: hash.finalize().hex,
                        header: parser.header)
     }
 

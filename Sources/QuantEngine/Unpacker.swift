@@ -1,3 +1,4 @@
+import QuantSystem
 import Zstd
 
 /// `quantd unpack`: an output folder back into the plain model folder its consumers load as it is
@@ -47,7 +48,7 @@ public enum Unpacker {
     /// Decompresses a `.zst` output into `to`, checking the compressed file's size and sha256 and the
     /// decompressed size against the manifest.
     private static func decompress(_ from: String, output: Manifest.OutputFile, to: String) throws(EngineError) {
-        let out = try OutputFile(creating: to, stage: "unpack", direct: true)
+        let out = try OutputFile.create(to, stage: "unpack", direct: true)
         var decoder: ZstdStreamDecoder
         do { decoder = try ZstdStreamDecoder() } catch {
             throw EngineError(.io, file: from, reason: "zstd: \(error)", stage: "unpack")

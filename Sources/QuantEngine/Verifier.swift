@@ -26,11 +26,11 @@ public enum Verifier {
 
         let listed = Set(manifest.outputs.map(\.file) + ["manifest.json"])
         func walk(_ relative: String) {
-            guard let names = try? FileSystem.list(relative.isEmpty ? folder : folder + "/" + relative, stage: "verify")
+            guard let names = try? Files.list(relative.isEmpty ? folder : folder + "/" + relative, stage: "verify")
             else { return }
             for name in names {
                 let path = relative.isEmpty ? name : relative + "/" + name
-                switch FileSystem.kind(folder + "/" + path) {
+                switch Files.kind(folder + "/" + path) {
                 case .directory: walk(path)
                 case .file where listed.contains(path): continue
                 default: report.problems.append("\(folder)/\(path): not listed in the manifest")
@@ -167,7 +167,7 @@ extension Manifest {
 
     public static func read(folder: String) throws(EngineError) -> Manifest {
         let path = folder + "/manifest.json"
-        let bytes = try FileSystem.readWholeFile(path, limit: readLimit, stage: "verify")
+        let bytes = try Files.readWholeFile(path, limit: readLimit, stage: "verify")
         do { return try Manifest.decode(bytes) } catch {
             throw EngineError(.badInput, file: path, reason: "not a quantd manifest: \(error)", stage: "verify")
         }

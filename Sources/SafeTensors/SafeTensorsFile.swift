@@ -1,8 +1,5 @@
-#if canImport(Glibc)
-internal import Glibc
-#elseif canImport(Darwin)
-internal import Darwin
-#endif
+internal import QuantSystem
+internal import SystemPackage
 
 /// An open safetensors file: header parsed and validated against the real file size on open.
 /// Owns its file descriptor (closed in deinit). Reads are pread (thread-safe, no shared cursor).
@@ -10,7 +7,7 @@ public final class SafeTensorsFile: Sendable {
     public let path: String
     public let header: Header
     public let fileSize: Int
-    private let descriptor: CInt
+    private let descriptor: FileDescriptor
 
     /// Opens with O_NOFOLLOW|O_CLOEXEC and refuses anything that is not a regular file (fstat), since the daemon
     /// must never follow symlinks or open FIFOs. ENOENT -> .notFound.
@@ -35,7 +32,7 @@ public final class SafeTensorsFile: Sendable {
                                       file: path, limits: limits)
             self.fileSize = fileSize
         } catch {
-            close(descriptor)
+            try? descriptor.close()
             throw error
         }
         self.path = path
@@ -43,7 +40,7 @@ public final class SafeTensorsFile: Sendable {
     }
 
     deinit {
-        close(descriptor)
+        try? descriptor.close()
     }
 
     /// Reads exactly `range` of the data buffer into `buffer` (count must equal range.count); loops over short
@@ -68,61 +65,57 @@ public final class SafeTensorsFile: Sendable {
 
     // MARK: System calls
 
-    private static func openRegularFile(_ path: String) throws(SafeTensorsError) -> CInt {
-        var descriptor: CInt
-        repeat {
-            descriptor = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
-        } while descriptor < 0 && errno == EINTR
-        guard descriptor >= 0 else {
-            let code = errno
+    private static func openRegularFile(_ path: String) throws(SafeTensorsError) -> FileDescriptor {
+        do {
+            return try FileDescriptor.openFile(FilePath(path), .readOnly, options: [.noFollow, .nonBlocking])
+        } catch {
+            let code = error.errno
             switch code {
-            case ENOENT:
-                throw SafeTensorsError(.notFound, file: path, "no such file", errno: code)
-            case ELOOP:
+            case .noSuchFileOrDirectory:
+                throw SafeTensorsError(.notFound, file: path, "no such file", errno: code.rawValue)
+            case .tooManySymbolicLinkLevels:
                 throw SafeTensorsError(.notRegularFile, file: path, "is a symbolic link, which is never followed",
-                                       errno: code)
+                                       errno: code.rawValue)
             default:
-                throw SafeTensorsError(.io, file: path, "open failed: \(describe(code))", errno: code)
+                throw SafeTensorsError(.io, file: path, "open failed: \(describe(code))", errno: code.rawValue)
             }
         }
-        return descriptor
     }
 
-    private static func size(of descriptor: CInt, path: String) throws(SafeTensorsError) -> Int {
-        var info = stat()
-        guard fstat(descriptor, &info) == 0 else {
-            let code = errno
-            throw SafeTensorsError(.io, file: path, "fstat failed: \(describe(code))", errno: code)
+    private static func size(of descriptor: FileDescriptor, path: String) throws(SafeTensorsError) -> Int {
+        let status: Stat
+        do {
+            status = try descriptor.status(path: FilePath(path))
+        } catch {
+            throw SafeTensorsError(.io, file: path, "fstat failed: \(describe(error.errno))", errno: error.errno.rawValue)
         }
-        let type = info.st_mode & S_IFMT
-        guard type == S_IFREG else {
-            let what = switch type {
-            case S_IFIFO: "a FIFO"
-            case S_IFDIR: "a folder"
-            case S_IFCHR: "a character device"
-            case S_IFBLK: "a block device"
-            case S_IFSOCK: "a socket"
+        guard status.type == .regular else {
+            let what = switch status.type {
+            case .fifo: "a FIFO"
+            case .directory: "a folder"
+            case .characterSpecial: "a character device"
+            case .blockSpecial: "a block device"
+            case .socket: "a socket"
             default: "not a regular file"
             }
             throw SafeTensorsError(.notRegularFile, file: path, "is \(what), not a regular file")
         }
-        return Int(info.st_size)
+        return Int(status.size)
     }
 
-    /// Fills `buffer` from `offset` with pread, over short reads and EINTR; an early end of file is an error.
-    private static func readFully(_ descriptor: CInt, into buffer: UnsafeMutableRawBufferPointer, at offset: Int,
-                                  path: String) throws(SafeTensorsError) {
-        guard let base = buffer.baseAddress else { return }
+    /// Fills `buffer` from `offset` with pread, over short reads; an early end of file is an error.
+    private static func readFully(_ descriptor: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer,
+                                  at offset: Int, path: String) throws(SafeTensorsError) {
         var done = 0
         while done < buffer.count {
-            let count = pread(descriptor, base + done, buffer.count - done, off_t(offset + done))
-            if count < 0 {
-                let code = errno
-                if code == EINTR {
-                    continue
-                }
+            let count: Int
+            do {
+                count = try descriptor.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[done...]),
+                                            at: offset + done, path: nil)
+            } catch {
                 throw SafeTensorsError(.io, file: path, "pread of \(buffer.count - done) bytes at offset "
-                                           + "\(offset + done) failed: \(describe(code))", errno: code)
+                                           + "\(offset + done) failed: \(describe(error.errno))",
+                                       errno: error.errno.rawValue)
             }
             if count == 0 {
                 throw SafeTensorsError(.io, file: path, "file ended at offset \(offset + done) while reading "
@@ -132,8 +125,7 @@ public final class SafeTensorsFile: Sendable {
         }
     }
 
-    private static func describe(_ code: CInt) -> String {
-        guard let text = strerror(code) else { return "errno \(code)" }
-        return "\(String(cString: text)) (errno \(code))"
+    private static func describe(_ code: Errno) -> String {
+        "\(code.description) (errno \(code.rawValue))"
     }
 }
