@@ -1,3 +1,4 @@
+import QuantSystem
 import Logging
 import QuantEngine
 import SafeTensors

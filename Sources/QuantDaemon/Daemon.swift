@@ -1,4 +1,5 @@
-internal import Glibc
+import QuantSystem
+import SystemPackage
 import Logging
 import QuantEngine
 
@@ -116,7 +117,7 @@ public final class Daemon {
         }
         let daemon: Daemon
         do {
-            let signals = try SignalPipe(signals: [SIGTERM, SIGINT, SIGHUP])
+            let signals = try SignalPipe(signals: [SignalPipe.terminate, SignalPipe.interrupt, SignalPipe.hangUp])
             daemon = try Daemon(config: config, setup: setup, sink: sink, signals: signals)
         } catch {
             FS.printError("quantd: \(error)")
@@ -128,7 +129,7 @@ public final class Daemon {
     private func main() -> Int32 {
         logger.info("started", metadata: [
             "version": .string(QuantEngine.quantdVersion),
-            "pid": .stringConvertible(Int(getpid())),
+            "pid": .stringConvertible(Int(FileSystem.processID)),
             "config_file": .string(setup.configFile ?? ""),
             "config": .dictionary(config.logMetadata),
         ])
@@ -154,11 +155,11 @@ public final class Daemon {
             if sink.path != nil { FS.printError("quantd: \(reason)") }
             return ExitCode.cannotCreate
         }
-        lock.describe("pid \(getpid()) on \(FS.hostName()) since \(FS.timestamp())")
+        lock.describe("pid \(FileSystem.processID) on \(FS.hostName()) since \(FS.timestamp())")
         recover()
         if !config.poll {
             do {
-                watcher = try InotifyWatcher(directory: spool.incoming)
+                watcher = try InotifyWatcher(directory: FilePath(spool.incoming))
             } catch {
                 logger.critical("start_failed", metadata: ["reason": .string(error.description)])
                 if sink.path != nil { FS.printError("quantd: \(error)") }
@@ -212,13 +213,8 @@ public final class Daemon {
 
     /// Blocks in poll() until a descriptor is readable or `deadline` passes: no CPU while idle.
     private func waitForWork(until deadline: Double) {
-        var fds = [
-            pollfd(fd: signals.readEnd, events: Int16(POLLIN), revents: 0),
-            pollfd(fd: completions.wake.readEnd, events: Int16(POLLIN), revents: 0),
-        ]
-        if let watcher { fds.append(pollfd(fd: watcher.fd, events: Int16(POLLIN), revents: 0)) }
-        let milliseconds = max(0, min(Double(Int32.max), ((deadline - FS.monotonicSeconds()) * 1000).rounded(.up)))
-        _ = poll(&fds, nfds_t(fds.count), Int32(milliseconds))
+        let descriptors = [signals.readEnd, completions.wake.readEnd] + (watcher.map { [$0.descriptor] } ?? [])
+        Poll.waitReadable(descriptors, seconds: deadline - FS.monotonicSeconds())
     }
 
     private func tickTimers(now: Double) {
@@ -464,7 +460,7 @@ public final class Daemon {
         case .failure(let error):
             if error.kind == .cancelled {
                 requeue(name, reason: "cancelled at shutdown", error: error, delay: nil)
-            } else if error.isTransient || (error.kind == .cannotCreateOutput && error.errno == EEXIST) {
+            } else if error.isTransient || (error.kind == .cannotCreateOutput && error.errno == Errno.fileExists.rawValue) {
                 let attempts = (backoff[name]?.attempts ?? 0) + 1
                 let delay = error.isTransient
                     ? min(config.retryInitialSeconds * Double(1 << min(attempts - 1, 30)), config.retryMaxSeconds)
@@ -489,7 +485,7 @@ public final class Daemon {
         ]
         if let errno = error.errno {
             figures["errno"] = .stringConvertible(Int(errno))
-            figures["error"] = .string(String(cString: strerror(errno)))
+            figures["error"] = .string(Errno(rawValue: errno).description)
         }
         if let delay {
             figures["retry_in_seconds"] = .stringConvertible(delay)
@@ -522,7 +518,7 @@ public final class Daemon {
             figures["record"] = .string(spool.failed + "/" + used + ".error.json")
             metrics.failed += 1
             logger.error("failed", metadata: figures)
-        } catch where error.errno == ENOENT {
+        } catch where error.errno == .noSuchFileOrDirectory {
             logger.debug("claim_lost", metadata: ["job": .string(name)])
         } catch {
             figures["reason"] = .string(record.reason + "; quarantine failed: \(error)")
@@ -549,8 +545,8 @@ public final class Daemon {
 
     private func handle(signal: Int32) {
         switch signal {
-        case SIGHUP: reload()
-        case SIGTERM, SIGINT: beginStopping(signal: signal == SIGTERM ? "SIGTERM" : "SIGINT")
+        case SignalPipe.hangUp: reload()
+        case SignalPipe.terminate, SignalPipe.interrupt: beginStopping(signal: SignalPipe.name(signal))
         default: break
         }
     }

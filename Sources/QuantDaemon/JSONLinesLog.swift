@@ -1,4 +1,5 @@
-internal import Glibc
+public import QuantSystem
+import SystemPackage
 import Logging
 import Synchronization
 
@@ -6,7 +7,7 @@ import Synchronization
 /// away), or standard error for journald. Each line is written with one `write` call.
 public final class LogSink: Sendable {
     private struct State {
-        var fd: Int32
+        var descriptor: FileDescriptor
         var path: String?
     }
 
@@ -14,18 +15,17 @@ public final class LogSink: Sendable {
 
     /// Opens `path` for appending, or uses standard error when `path` is nil.
     public init(path: String?) throws(SystemError) {
-        state = Mutex(State(fd: try Self.open(path), path: path))
+        state = Mutex(State(descriptor: try Self.open(path), path: path))
     }
 
     deinit {
-        state.withLock { if $0.path != nil { close($0.fd) } }
+        state.withLock { if $0.path != nil { try? $0.descriptor.close() } }
     }
 
-    private static func open(_ path: String?) throws(SystemError) -> Int32 {
-        guard let path else { return STDERR_FILENO }
-        let fd = Glibc.open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
-        guard fd >= 0 else { throw SystemError("open", path: path, errno: errno) }
-        return fd
+    private static func open(_ path: String?) throws(SystemError) -> FileDescriptor {
+        guard let path else { return .standardError }
+        return try FileDescriptor.openFile(FilePath(path), .writeOnly, options: [.append, .create],
+                                           permissions: [.ownerReadWrite, .groupRead])
     }
 
     /// The file currently written, nil for standard error.
@@ -34,28 +34,22 @@ public final class LogSink: Sendable {
     /// Opens `path` anew (the same name after a rotation, or a new one after a reload) and
     /// closes the old descriptor. On failure the old descriptor stays in use.
     public func reopen(path: String?) throws(SystemError) {
-        let fd = try Self.open(path)
+        let descriptor = try Self.open(path)
         let old = state.withLock { state in
             let old = state
-            state = State(fd: fd, path: path)
+            state = State(descriptor: descriptor, path: path)
             return old
         }
-        if old.path != nil { close(old.fd) }
+        if old.path != nil { try? old.descriptor.close() }
     }
 
+    /// Writes one line; a failure to log is dropped (there is nowhere else to say it).
     func write(line: String) {
-        var line = line
-        line += "\n"
+        let bytes = Array((line + "\n").utf8)
         state.withLock { state in
-            line.withUTF8 { bytes in
-                var offset = 0
-                while offset < bytes.count {
-                    let n = Glibc.write(state.fd, bytes.baseAddress! + offset, bytes.count - offset)
-                    if n < 0 && errno == EINTR { continue }
-                    if n <= 0 { return }
-                    offset += n
-                }
-            }
+            bytes.withUnsafeBytes { raw in _ = Result { () throws(SystemError) in
+                try state.descriptor.writeFully(raw, path: nil)
+            } }
         }
     }
 }

@@ -1,3 +1,4 @@
+import QuantSystem
 import Dispatch
 import Logging
 import QuantEngine

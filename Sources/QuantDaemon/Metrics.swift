@@ -1,3 +1,4 @@
+import QuantSystem
 /// Counters for the Prometheus textfile collector (node_exporter reads `*.prom`).
 struct Metrics: Equatable {
     var committed = 0

@@ -1,4 +1,5 @@
-internal import Glibc
+import QuantSystem
+import SystemPackage
 import FoundationEssentials
 import QuantEngine
 
@@ -33,7 +34,7 @@ public struct Spool: Sendable {
             let rootStat = try FS.lstatEntry(root)
             for folder in Self.folders {
                 let path = root + "/" + folder
-                try FS.makeDirectory(path, mode: 0o750)
+                try FS.makeDirectory(path, mode: FilePermissions(rawValue: 0o750))
                 let entry = try FS.lstatEntry(path)
                 guard entry.kind == .directory else {
                     throw SpoolError("\(path) is a \(entry.kind.rawValue), not a folder")
@@ -43,8 +44,8 @@ public struct Spool: Sendable {
                         "\(path) is on another filesystem than \(root): every move in the spool must be a rename "
                             + "on one filesystem (mount them together or pick another spool)")
                 }
-                guard access(path, W_OK | X_OK) == 0 else {
-                    throw SpoolError("\(path) is not writable by this user (uid \(getuid()))")
+                guard FileSystem.canWriteInto(FilePath(path)) else {
+                    throw SpoolError("\(path) is not writable by this user (uid \(FileSystem.userID))")
                 }
             }
         } catch let error as SystemError {
@@ -60,7 +61,7 @@ public struct Spool: Sendable {
         var prefix = path.hasPrefix("/") ? "" : "."
         for component in path.split(separator: "/") {
             prefix += "/" + component
-            if !FS.exists(prefix) { try FS.makeDirectory(prefix, mode: 0o750) }
+            if !FS.exists(prefix) { try FS.makeDirectory(prefix, mode: FilePermissions(rawValue: 0o750)) }
         }
     }
 
@@ -99,11 +100,11 @@ public struct Spool: Sendable {
                 try FS.renameNoReplace(from, folder + "/" + candidate)
                 try? FS.syncDirectory(folder)
                 return candidate
-            } catch where error.errno == EEXIST || error.errno == ENOTEMPTY {
+            } catch where error.errno == .fileExists || error.errno == .directoryNotEmpty {
                 continue
             }
         }
-        throw SystemError("rename", path: folder + "/" + name, errno: EEXIST)
+        throw SystemError("rename", path: FilePath(folder + "/" + name), errno: .fileExists)
     }
 
     /// The path this daemon's claim of `name` lives at.
@@ -146,10 +147,10 @@ public struct Spool: Sendable {
         do {
             try FS.renameNoReplace(incoming + "/" + name, claimPath(name))
         } catch {
-            let happened = error.errno != EEXIST && error.errno != ENOTEMPTY && FS.exists(claimPath(name))
+            let happened = error.errno != .fileExists && error.errno != .directoryNotEmpty && FS.exists(claimPath(name))
                 && !FS.exists(incoming + "/" + name)
             if !happened {
-                if error.errno == ENOENT { return false }
+                if error.errno == .noSuchFileOrDirectory { return false }
                 throw error
             }
         }
@@ -165,7 +166,7 @@ public struct Spool: Sendable {
     }
 
     func removeJournal(_ name: String, owner: String? = nil) {
-        unlink(journalPath(name, owner: owner))
+        try? FS.unlink(journalPath(name, owner: owner))
     }
 
     /// Returns a claimed entry to `incoming/`; returns the name it got there.
@@ -198,7 +199,7 @@ public struct Spool: Sendable {
         let used: String
         do throws(SystemError) {
             used = try move(path, into: failed, as: stored, maxBytes: Self.maxQuarantineNameBytes)
-        } catch where error.errno == EEXIST && stored == name {
+        } catch where error.errno == .fileExists && stored == name {
             // Every variant of a name near the bound that fits is taken: the shortened form, with its hash, is not.
             used = try move(path, into: failed, as: shortened(name), maxBytes: Self.maxQuarantineNameBytes)
         }
@@ -298,7 +299,7 @@ public struct Spool: Sendable {
                 guard let name = String(validating: raw, as: UTF8.self), name.hasPrefix("."),
                       let marker = name.lastIndex(of: "."), name[marker...].hasPrefix(".tmp-"),
                       owners.contains(String(name[name.index(marker, offsetBy: 5)...])) else { continue }
-                unlink(failed + "/" + name)
+                try? FS.unlink(failed + "/" + name)
             }
             if atStart { recoverRecords(into: &recovery) }
         } catch {
@@ -358,7 +359,7 @@ public struct Spool: Sendable {
             } else if !name.contains(".job.tmp-") {
                 continue
             }
-            unlink(active + "/" + name)
+            try? FS.unlink(active + "/" + name)
         }
     }
 
@@ -404,7 +405,7 @@ public struct Spool: Sendable {
             do {
                 try FS.writeNew(record.encoded(), to: failed + "/" + name + ".error.json", temp: recordTemp(name))
                 recovery.recordsWritten.append(name)
-            } catch where error.errno == EEXIST {
+            } catch where error.errno == .fileExists {
                 continue
             } catch {
                 recovery.problems.append(error.description)

@@ -1,3 +1,4 @@
+import QuantSystem
 import QuantEngine
 
 /// What `quantd status` prints: the queue and the last jobs with their figures, read from the

@@ -208,6 +208,14 @@ public enum FileSystem {
         return String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
+    /// Whether this process may create and remove entries in the folder `path` (`access(W_OK | X_OK)`).
+    public static func canWriteInto(_ path: FilePath) -> Bool {
+        path.withPlatformString { access($0, W_OK | X_OK) == 0 }
+    }
+
+    /// The real user id of this process.
+    public static var userID: UInt32 { getuid() }
+
     /// The process id, for temporary names and logs.
     public static var processID: Int32 { getpid() }
 

@@ -1,7 +1,8 @@
 internal import Glibc
+public import SystemPackage
 
 /// What inotify said about an entry of the watched folder.
-enum WatchEvent: Equatable {
+public enum WatchEvent: Equatable, Sendable {
     /// Created in place (a writer opened a new file, or mkdir).
     case created(name: [UInt8], isDirectory: Bool)
     /// Written to: a writer is at work, wait for its close.
@@ -18,33 +19,38 @@ enum WatchEvent: Equatable {
 
 /// inotify on one folder, non-blocking; its descriptor goes into the daemon's poll().
 /// IN_MODIFY costs little: the kernel merges identical consecutive events of one writer.
-final class InotifyWatcher {
-    let fd: Int32
-    let directory: String
+public final class InotifyWatcher {
+    public let descriptor: FileDescriptor
+    public let directory: FilePath
     private var buffer = [UInt8](repeating: 0, count: 64 * 1024)
 
-    init(directory: String) throws(SystemError) {
-        fd = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
-        guard fd >= 0 else { throw SystemError("inotify_init1", path: directory, errno: errno) }
+    public init(directory: FilePath) throws(SystemError) {
+        let fd = try retrying("inotify_init1", directory) { inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC)) }
+        descriptor = FileDescriptor(rawValue: fd)
         self.directory = directory
         let mask = UInt32(IN_CREATE | IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_ONLYDIR)
-        guard inotify_add_watch(fd, directory, mask) >= 0 else {
-            let error = SystemError("inotify_add_watch", path: directory, errno: errno)
-            close(fd)
+        do {
+            _ = try retrying("inotify_add_watch", directory) {
+                directory.withPlatformString { inotify_add_watch(fd, $0, mask) }
+            }
+        } catch {
+            try? descriptor.close()
             throw error
         }
     }
 
-    deinit { close(fd) }
+    deinit { try? descriptor.close() }
 
-    /// Every event queued now; returns at once when there is none.
-    func readEvents() -> [WatchEvent] {
+    /// Every event queued now; returns at once when there is none. A failed read (other than "nothing
+    /// queued") is reported as an overflow, so that the caller rescans.
+    public func readEvents() -> [WatchEvent] {
         var events: [WatchEvent] = []
         while true {
-            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                if errno != EAGAIN { events.append(.overflow) }
+            let count: Int
+            do {
+                count = try buffer.withUnsafeMutableBytes { try descriptor.read(into: $0) }
+            } catch {
+                if (error as? Errno) != .resourceTemporarilyUnavailable { events.append(.overflow) }
                 return events
             }
             if count == 0 { return events }
@@ -52,7 +58,7 @@ final class InotifyWatcher {
         }
     }
 
-    static func parse(_ bytes: ArraySlice<UInt8>, into events: inout [WatchEvent]) {
+    public static func parse(_ bytes: ArraySlice<UInt8>, into events: inout [WatchEvent]) {
         bytes.withUnsafeBytes { raw in
             var offset = 0
             let header = MemoryLayout<inotify_event>.size
