@@ -47,4 +47,37 @@ struct LogFormatTests {
             "# TYPE quantd_jobs_committed_total counter\nquantd_jobs_committed_total{instance=\"host-1\"} 2\n"))
         #expect(text.contains("quantd_busy_seconds_total{instance=\"host-1\"} 1.5\n"))
     }
+
+    /// Names are written by the package's one JSON string writer: control characters as `\u00XX`, the rest as it is.
+    @Test func logStringsEscapeWhatJSONRequires() {
+        let event = LogEvent(level: .info, message: "failed", metadata: ["job": .string("a\nb\t\"c\\\u{7f}\u{2028}é")],
+                             source: "t", file: #fileID, function: #function, line: #line)
+        let line = JSONLinesLogHandler.render(event: event, context: [:])
+        #expect(line.hasSuffix(#","job":"a\u000ab\u0009\"c\\"# + "\u{7f}\u{2028}é\"}"))
+    }
+
+    /// Label values escape `\`, `"` and newline and nothing else; read back by the text format's rules, the
+    /// instance is the one given.
+    @Test(arguments: ["quote\"back\\slash\nnew line", "ünïcödé 模型 🤖", "tab\there", #"\n literally"#])
+    func metricsLabelsFollowTheTextFormat(instance: String) throws {
+        let text = Metrics(committed: 2).render(instance: instance)
+        let sample = try #require(text.split(separator: "\n").first { $0.hasPrefix("quantd_jobs_committed_total{") })
+        var rest = Substring(sample.dropFirst("quantd_jobs_committed_total{instance=\"".count))
+        var value = ""
+        while let c = rest.popFirst(), c != "\"" {
+            guard c == "\\" else { value.append(c); continue }
+            switch rest.popFirst() {
+            case "\\": value.append("\\")
+            case "\"": value.append("\"")
+            case "n": value.append("\n")
+            default: Issue.record("an escape the text format does not have: \(sample)")
+            }
+        }
+        #expect(value == instance)
+        #expect(rest == "} 2")
+        #expect(text.split(separator: "\n").count == 24, "no line broken by the name")
+        #expect(Metrics.escapedHelp("a\\b\n\"c\"") == #"a\\b\n"c""#)
+        #expect(Metrics.sampleValue(.nan) == "NaN" && Metrics.sampleValue(-.infinity) == "-Inf")
+        #expect(Metrics.sampleValue(.infinity) == "+Inf" && Metrics.sampleValue(1.5) == "1.5")
+    }
 }
