@@ -1,3 +1,4 @@
+import Foundation
 internal import Glibc
 import Logging
 import SafeTensors
@@ -118,6 +119,14 @@ public struct JSONLinesLogHandler: LogHandler {
             return object.finish()
         }
     }
+}
+
+extension FS {
+    /// Wall-clock time as RFC 3339 UTC with milliseconds, `2026-01-31T12:00:00.123Z`: the `time` of log lines,
+    /// records and the lock's description.
+    static func timestamp() -> String { Date.now.ISO8601Format(timestampStyle) }
+
+    private static let timestampStyle = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
 }
 
 /// Builds one JSON object as text, field by field, with `JSONText`'s escaping: any file name, however odd

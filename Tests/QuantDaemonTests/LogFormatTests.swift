@@ -38,6 +38,19 @@ struct LogFormatTests {
         #expect(line.contains("\",\"level\":\"warning\",\"event\":\"requeued\",\"job\":\"j\",\"zeta\":\"1\"}"))
     }
 
+    /// `time` is UTC with milliseconds, as docs/DAEMON.md says: `2026-01-31T12:00:00.123Z`.
+    @Test func timeIsUTCWithMilliseconds() throws {
+        let before = Date()
+        let event = LogEvent(level: .info, message: "x", metadata: [:], source: "t", file: #fileID,
+                             function: #function, line: #line)
+        let line = JSONLinesLogHandler.render(event: event, context: [:])
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        let time = try #require(object["time"] as? String)
+        #expect(time.wholeMatch(of: /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z/) != nil, "\(time)")
+        let parsed = try Date(time, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+        #expect(abs(parsed.timeIntervalSince(before)) < 5)
+    }
+
     @Test func metricsAreTextExposition() {
         var metrics = Metrics()
         metrics.committed = 2
