@@ -105,11 +105,6 @@ enum FS {
     /// A line on standard error, for what must be seen even when the log goes to a file.
     static func printError(_ text: String) { FileSystem.printError(text) }
 
-    /// Wall-clock time as RFC 3339 UTC with milliseconds: `2026-01-31T12:00:00.123Z`.
-    static func timestamp() -> String {
-        Date.now.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
-    }
-
     /// Seconds since the epoch, for metrics.
     static func unixSeconds() -> Double { Date.now.timeIntervalSince1970 }
 }

@@ -1,6 +1,8 @@
 public import QuantSystem
 import SystemPackage
+import Foundation
 import Logging
+import SafeTensors
 import Synchronization
 
 /// Where log lines go: a file opened O_APPEND (reopened on SIGHUP, after logrotate moved it
@@ -93,15 +95,15 @@ public struct JSONLinesLogHandler: LogHandler {
     static func json(_ value: Logger.MetadataValue) -> String {
         switch value {
         case .string(let text):
-            return JSONObjectWriter.quoted(text)
+            return JSONText.quoted(text)
         case .stringConvertible(let convertible):
             switch convertible {
             case let number as Int: return String(number)
             case let number as Int64: return String(number)
             case let number as UInt64: return String(number)
-            case let number as Double: return JSONObjectWriter.number(number)
+            case let number as Double: return JSONText.number(number)
             case let flag as Bool: return flag ? "true" : "false"
-            default: return JSONObjectWriter.quoted(convertible.description)
+            default: return JSONText.quoted(convertible.description)
             }
         case .array(let values):
             return "[" + values.map(json).joined(separator: ",") + "]"
@@ -110,5 +112,39 @@ public struct JSONLinesLogHandler: LogHandler {
             for (key, value) in entries.sorted(by: { $0.key < $1.key }) { object.raw(key, json(value)) }
             return object.finish()
         }
+    }
+}
+
+extension FS {
+    /// Wall-clock time as RFC 3339 UTC with milliseconds, `2026-01-31T12:00:00.123Z`: the `time` of log lines,
+    /// records and the lock's description.
+    static func timestamp() -> String { Date.now.ISO8601Format(timestampStyle) }
+
+    private static let timestampStyle = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+}
+
+/// Builds one JSON object as text, field by field, with `JSONText`'s escaping: any file name, however odd
+/// (quotes, newlines, control characters, unicode), leaves the line valid JSON.
+struct JSONObjectWriter {
+    private(set) var text = "{"
+    private var first = true
+
+    mutating func key(_ key: String) {
+        if !first { text += "," }
+        first = false
+        text += JSONText.quoted(key) + ":"
+    }
+
+    /// A field whose value is already JSON.
+    mutating func raw(_ key: String, _ json: String) {
+        self.key(key)
+        text += json
+    }
+
+    mutating func string(_ key: String, _ value: String) { raw(key, JSONText.quoted(value)) }
+
+    mutating func finish() -> String {
+        text += "}"
+        return text
     }
 }

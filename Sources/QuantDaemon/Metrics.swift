@@ -1,4 +1,6 @@
 import QuantSystem
+import SafeTensors
+
 /// Counters for the Prometheus textfile collector (node_exporter reads `*.prom`).
 struct Metrics: Equatable {
     var committed = 0
@@ -13,11 +15,11 @@ struct Metrics: Equatable {
 
     /// The text exposition format, labelled with the daemon's instance.
     func render(instance: String) -> String {
-        let label = "{instance=" + JSONObjectWriter.quoted(instance) + "}"
+        let label = "{instance=\"" + Self.escapedLabelValue(instance) + "\"}"
         var text = ""
         func metric(_ name: String, _ type: String, _ help: String, _ value: Double) {
-            text += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
-            text += "\(name)\(label) \(JSONObjectWriter.number(value))\n"
+            text += "# HELP \(name) \(Self.escapedHelp(help))\n# TYPE \(name) \(type)\n"
+            text += "\(name)\(label) \(Self.sampleValue(value))\n"
         }
         metric("quantd_jobs_committed_total", "counter", "Jobs committed since start.", Double(committed))
         metric("quantd_jobs_failed_total", "counter", "Inputs quarantined in failed/ since start.", Double(failed))
@@ -31,6 +33,38 @@ struct Metrics: Equatable {
             metric("quantd_last_commit_timestamp_seconds", "gauge", "Time of the last commit.", lastCommitUnixSeconds)
         }
         return text
+    }
+
+    /// A label value as the text format writes it: `\`, `"` and newline escaped, nothing else.
+    static func escapedLabelValue(_ value: String) -> String {
+        escaped(value, quote: true)
+    }
+
+    /// `# HELP` text as the text format writes it: `\` and newline escaped.
+    static func escapedHelp(_ help: String) -> String {
+        escaped(help, quote: false)
+    }
+
+    private static func escaped(_ text: String, quote: Bool) -> String {
+        var out = ""
+        out.reserveCapacity(text.utf8.count)
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\"" where quote: out += "\\\""
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+
+    /// A sample value: whole numbers without a fraction, others to three decimals; `NaN`, `+Inf` and `-Inf` as
+    /// the format spells them.
+    static func sampleValue(_ value: Double) -> String {
+        if value.isNaN { return "NaN" }
+        if value.isInfinite { return value > 0 ? "+Inf" : "-Inf" }
+        return JSONText.number(value)
     }
 
     func write(to path: String, instance: String) throws(SystemError) {

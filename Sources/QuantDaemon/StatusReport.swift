@@ -1,5 +1,6 @@
 import QuantSystem
 import QuantEngine
+import SafeTensors
 
 /// What `quantd status` prints: the queue and the last jobs with their figures, read from the
 /// spool alone (committed manifests in out/, records in failed/), so it works with or
@@ -93,23 +94,10 @@ public struct SpoolStatus: Sendable {
         for job in lastJobs {
             lines.append("  \(job.time)  \(job.outcome.padding(9))  \(job.name)  \(job.detail)")
         }
-        return lines.map { $0.replacingControlCharacters() }.joined(separator: "\n") + "\n"
+        return lines.map { MessageText.sanitized($0, limit: nil) }.joined(separator: "\n") + "\n"
     }
 }
 
 extension String {
     func padding(_ width: Int) -> String { self + String(repeating: " ", count: max(0, width - count)) }
-
-    /// File names may hold newlines or escape sequences: show them as `\n`, `\u{1b}`, never raw.
-    func replacingControlCharacters() -> String {
-        var out = ""
-        for scalar in unicodeScalars {
-            if scalar.value >= 0x20 && scalar.value != 0x7F {
-                out.unicodeScalars.append(scalar)
-            } else {
-                out += scalar.escaped(asASCII: false)
-            }
-        }
-        return out
-    }
 }

@@ -2,8 +2,8 @@
 public enum HeaderWriter {
     /// Serializes a header: the 8-byte little-endian length followed by the JSON padded with spaces to a multiple
     /// of 8. Tensors get consecutive data_offsets in the given order (each byteCount = elements x dtype size).
-    /// `__metadata__` first when non-empty. JSON strings escaped correctly (quotes, backslash, control chars as \u00XX;
-    /// non-ASCII written as UTF-8). Output must be deterministic.
+    /// `__metadata__` first when non-empty. Strings written by `JSONText` (quotes, backslash, control chars as
+    /// \u00XX; non-ASCII written as UTF-8). Output must be deterministic.
     ///
     /// The caller's contract (checked with preconditions, since breaking it would write a file no reader accepts):
     /// tensor names distinct and not `__metadata__`, metadata keys distinct, dimensions non-negative, sizes that
@@ -13,7 +13,7 @@ public enum HeaderWriter {
         -> (bytes: [UInt8], tensors: [TensorInfo]) {
         var json: [UInt8] = [.openBrace]
         if !metadata.isEmpty {
-            appendString("__metadata__", to: &json)
+            JSONText.appendString("__metadata__", to: &json)
             json.append(contentsOf: ":{".utf8)
             var keys = Set<String>()
             for (index, entry) in metadata.enumerated() {
@@ -21,9 +21,9 @@ public enum HeaderWriter {
                 if index > 0 {
                     json.append(.comma)
                 }
-                appendString(entry.key, to: &json)
+                JSONText.appendString(entry.key, to: &json)
                 json.append(.colon)
-                appendString(entry.value, to: &json)
+                JSONText.appendString(entry.value, to: &json)
             }
             json.append(.closeBrace)
         }
@@ -40,9 +40,9 @@ public enum HeaderWriter {
             if json.count > 1 {
                 json.append(.comma)
             }
-            appendString(tensor.name, to: &json)
+            JSONText.appendString(tensor.name, to: &json)
             json.append(contentsOf: ":{\"dtype\":".utf8)
-            appendString(tensor.dtype.rawValue, to: &json)
+            JSONText.appendString(tensor.dtype.rawValue, to: &json)
             json.append(contentsOf: ",\"shape\":[".utf8)
             for (index, dimension) in tensor.shape.enumerated() {
                 if index > 0 {
@@ -81,26 +81,5 @@ public enum HeaderWriter {
         let (bits, overflow) = elements.multipliedReportingOverflow(by: dtype.bitsPerElement)
         precondition(!overflow && bits % 8 == 0, "shape \(shape) of \(dtype) is not a whole number of bytes")
         return bits / 8
-    }
-
-    /// Appends `text` as a JSON string: quotes and backslashes escaped, control characters as \u00XX
-    /// (lowercase hex), everything else as its UTF-8 bytes.
-    static func appendString(_ text: String, to json: inout [UInt8]) {
-        func digit(_ value: UInt8) -> UInt8 { value < 10 ? 0x30 + value : 0x57 + value }
-        json.append(.quote)
-        for byte in text.utf8 {
-            switch byte {
-            case .quote, .backslash:
-                json.append(.backslash)
-                json.append(byte)
-            case 0..<0x20:
-                json.append(contentsOf: "\\u00".utf8)
-                json.append(digit(byte >> 4))
-                json.append(digit(byte & 0xF))
-            default:
-                json.append(byte)
-            }
-        }
-        json.append(.quote)
     }
 }

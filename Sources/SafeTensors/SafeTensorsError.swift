@@ -122,33 +122,13 @@ public struct SafeTensorsError: Error, Sendable, CustomStringConvertible {
     /// names are escaped and very long names shortened, so a hostile name cannot forge log lines.
     public var description: String {
         if let tensor {
-            return "\(Self.sanitized(file)): tensor \(Self.quoted(tensor)): \(detail)"
+            return "\(MessageText.sanitized(file)): tensor \(Self.quoted(tensor)): \(detail)"
         }
-        return "\(Self.sanitized(file)): \(detail)"
+        return "\(MessageText.sanitized(file)): \(detail)"
     }
 
     /// A name from the file, in single quotes, made safe for a one-line message.
     static func quoted(_ name: String) -> String {
-        "'\(sanitized(name))'"
-    }
-
-    /// `text` with control characters written as `\u{..}` and cut after 200 characters.
-    static func sanitized(_ text: String) -> String {
-        var result = ""
-        var count = 0
-        for scalar in text.unicodeScalars {
-            if count == 200 {
-                result += "..."
-                break
-            }
-            count += 1
-            let isControl = scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value)
-            if isControl || scalar == "\u{2028}" || scalar == "\u{2029}" {
-                result += "\\u{\(String(scalar.value, radix: 16))}"
-            } else {
-                result.unicodeScalars.append(scalar)
-            }
-        }
-        return result
+        "'\(MessageText.sanitized(name))'"
     }
 }

@@ -139,9 +139,9 @@ public struct ShardIndex: Sendable, Hashable {
         json.append(contentsOf: "  \"weight_map\": {".utf8)
         for (index, entry) in weightMap.enumerated() {
             json.append(contentsOf: (index == 0 ? "\n    " : ",\n    ").utf8)
-            HeaderWriter.appendString(entry.tensor, to: &json)
+            JSONText.appendString(entry.tensor, to: &json)
             json.append(contentsOf: ": ".utf8)
-            HeaderWriter.appendString(entry.file, to: &json)
+            JSONText.appendString(entry.file, to: &json)
         }
         json.append(contentsOf: (weightMap.isEmpty ? "}\n}\n" : "\n  }\n}\n").utf8)
         return json

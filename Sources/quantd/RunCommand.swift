@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Glibc
 import QuantDaemon
 
@@ -57,7 +58,7 @@ extension Quantd {
             if let metricsFile {
                 overrides.append(.flag("--metrics-file", key: "metrics_file", .string(absolute(metricsFile))))
             }
-            let environment = currentEnvironment()
+            let environment = ProcessInfo.processInfo.environment
             let setup = Daemon.Setup(
                 configFile: config.map(absolute), overrides: overrides, environment: environment)
             let code = Daemon.run(setup: setup)
@@ -72,17 +73,4 @@ func absolute(_ path: String) -> String {
     guard let cwd = getcwd(nil, 0) else { return path }
     defer { free(cwd) }
     return String(cString: cwd) + "/" + path
-}
-
-func currentEnvironment() -> [String: String] {
-    var environment: [String: String] = [:]
-    var pointer = environ
-    while let entry = pointer.pointee {
-        let text = String(cString: entry)
-        if let equals = text.firstIndex(of: "=") {
-            environment[String(text[..<equals])] = String(text[text.index(after: equals)...])
-        }
-        pointer += 1
-    }
-    return environment
 }

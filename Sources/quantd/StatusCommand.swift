@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import QuantDaemon
 
 extension Quantd {
@@ -18,7 +19,7 @@ extension Quantd {
         }
 
         func run() throws {
-            let root = spool.map(absolute) ?? DaemonConfig(environment: currentEnvironment()).spool
+            let root = spool.map(absolute) ?? DaemonConfig(environment: ProcessInfo.processInfo.environment).spool
             do {
                 print(try SpoolStatus.read(spool: root, last: last).render(), terminator: "")
             } catch {

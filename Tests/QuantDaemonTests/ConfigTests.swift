@@ -52,6 +52,19 @@ struct ConfigTests {
         #expect(config.settleSeconds == 5 && config.maxJobs == 1 && config.keepInputs)
     }
 
+    /// `quantd run` reads its environment (Foundation's `ProcessInfo`): the default spool follows `XDG_STATE_HOME`.
+    @Test func defaultSpoolFollowsTheProcessEnvironment() async throws {
+        let scratch = try Scratch()
+        defer { scratch.cleanUp() }
+        let daemon = try DaemonProcess(arguments: ["run", "--settle-seconds", "0"], scratch: scratch,
+                                       environment: ["XDG_STATE_HOME": scratch.path + "/state"])
+        defer { daemon.stop() }
+        let started = try #require(try await daemon.waitFor("started").first)
+        #expect((started["config"] as? [String: Any])?["spool"] as? String == scratch.path + "/state/quantd/spool")
+        daemon.signal(SIGTERM)
+        #expect(try await daemon.waitForExit() == 0)
+    }
+
     @Test func valuesOfEveryShape() throws {
         var config = DaemonConfig(environment: [:])
         try config.apply(fileText: """

@@ -38,6 +38,19 @@ struct LogFormatTests {
         #expect(line.contains("\",\"level\":\"warning\",\"event\":\"requeued\",\"job\":\"j\",\"zeta\":\"1\"}"))
     }
 
+    /// `time` is UTC with milliseconds, as docs/DAEMON.md says: `2026-01-31T12:00:00.123Z`.
+    @Test func timeIsUTCWithMilliseconds() throws {
+        let before = Date()
+        let event = LogEvent(level: .info, message: "x", metadata: [:], source: "t", file: #fileID,
+                             function: #function, line: #line)
+        let line = JSONLinesLogHandler.render(event: event, context: [:])
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        let time = try #require(object["time"] as? String)
+        #expect(time.wholeMatch(of: /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z/) != nil, "\(time)")
+        let parsed = try Date(time, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+        #expect(abs(parsed.timeIntervalSince(before)) < 5)
+    }
+
     @Test func metricsAreTextExposition() {
         var metrics = Metrics()
         metrics.committed = 2
@@ -46,5 +59,38 @@ struct LogFormatTests {
         #expect(text.contains(
             "# TYPE quantd_jobs_committed_total counter\nquantd_jobs_committed_total{instance=\"host-1\"} 2\n"))
         #expect(text.contains("quantd_busy_seconds_total{instance=\"host-1\"} 1.5\n"))
+    }
+
+    /// Names are written by the package's one JSON string writer: control characters as `\u00XX`, the rest as it is.
+    @Test func logStringsEscapeWhatJSONRequires() {
+        let event = LogEvent(level: .info, message: "failed", metadata: ["job": .string("a\nb\t\"c\\\u{7f}\u{2028}é")],
+                             source: "t", file: #fileID, function: #function, line: #line)
+        let line = JSONLinesLogHandler.render(event: event, context: [:])
+        #expect(line.hasSuffix(#","job":"a\u000ab\u0009\"c\\"# + "\u{7f}\u{2028}é\"}"))
+    }
+
+    /// Label values escape `\`, `"` and newline and nothing else; read back by the text format's rules, the
+    /// instance is the one given.
+    @Test(arguments: ["quote\"back\\slash\nnew line", "ünïcödé 模型 🤖", "tab\there", #"\n literally"#])
+    func metricsLabelsFollowTheTextFormat(instance: String) throws {
+        let text = Metrics(committed: 2).render(instance: instance)
+        let sample = try #require(text.split(separator: "\n").first { $0.hasPrefix("quantd_jobs_committed_total{") })
+        var rest = Substring(sample.dropFirst("quantd_jobs_committed_total{instance=\"".count))
+        var value = ""
+        while let c = rest.popFirst(), c != "\"" {
+            guard c == "\\" else { value.append(c); continue }
+            switch rest.popFirst() {
+            case "\\": value.append("\\")
+            case "\"": value.append("\"")
+            case "n": value.append("\n")
+            default: Issue.record("an escape the text format does not have: \(sample)")
+            }
+        }
+        #expect(value == instance)
+        #expect(rest == "} 2")
+        #expect(text.split(separator: "\n").count == 24, "no line broken by the name")
+        #expect(Metrics.escapedHelp("a\\b\n\"c\"") == #"a\\b\n"c""#)
+        #expect(Metrics.sampleValue(.nan) == "NaN" && Metrics.sampleValue(-.infinity) == "-Inf")
+        #expect(Metrics.sampleValue(.infinity) == "+Inf" && Metrics.sampleValue(1.5) == "1.5")
     }
 }
