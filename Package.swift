@@ -74,7 +74,7 @@ let package = Package(
             name: "QuantEngineTests",
             dependencies: ["QuantEngine", "Quantization", "Zstd", "SafeTensors", "TestSupport"]
         ),
-        .testTarget(name: "QuantDaemonTests", dependencies: ["QuantDaemon", "QuantEngine"]),
+        .testTarget(name: "QuantDaemonTests", dependencies: ["QuantDaemon", "QuantEngine", "QuantSystem"]),
         .testTarget(name: "EndToEndTests", dependencies: ["SafeTensors", "Zstd", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

@@ -5,7 +5,9 @@ import QuantEngine
 
 /// `quantd run`: watches `incoming/`, claims ready entries, runs the engine, commits or
 /// quarantines, and tells the story in JSON Lines. One thread runs the loop below, blocked in
-/// poll() on inotify, the signal pipe and the job-completion pipe; jobs run on Dispatch.
+/// poll() on inotify, the signal pipe and the job-completion pipe; jobs run on Dispatch. What to do is decided
+/// by values without I/O (`Readiness`, `Intake`, `Admission`, `RetryPolicy`, `RecoveryPlan`, `Shutdown`,
+/// `Reload`); this class feeds them the clock and the facts and carries out their answers.
 public final class Daemon {
     /// Where the configuration came from, kept to reload it on SIGHUP.
     public struct Setup: Sendable {
@@ -21,34 +23,6 @@ public final class Daemon {
         }
     }
 
-    /// How an entry of incoming/ came to be seen, which decides when it is ready.
-    enum Origin: Equatable {
-        /// Renamed in: complete at once.
-        case renamedIn
-        /// Created or written in place and not yet closed by its writer.
-        case writing
-        /// Closed by its writer, or found by a scan: ready once unchanged for settle_seconds.
-        case settling
-    }
-
-    struct Candidate {
-        var origin: Origin
-        var sequence: Int
-        var signature: EntryStat?
-        var stableSince = 0.0
-    }
-
-    struct Backoff {
-        var attempts: Int
-        var until: Double
-    }
-
-    struct Stopping {
-        var deadline: Double
-        var nextExtend: Double
-        var cancelled = false
-    }
-
     private var config: DaemonConfig
     private let setup: Setup
     private let spool: Spool
@@ -62,12 +36,14 @@ public final class Daemon {
     /// `locks/<instance>.lock`, held until exit: tells other daemons on the spool this instance is alive.
     private var lock: InstanceLock?
 
-    private var candidates: [String: Candidate] = [:]
-    private var sequence = 0
+    /// Entries of incoming/ not yet claimed, and when each is ready.
+    private var readiness = Readiness()
     private var running: [String: RunningJob] = [:]
-    private var backoff: [String: Backoff] = [:]
+    /// Backoffs of entries that failed, kept across restarts in `retryState`.
+    private var admission = Admission()
+    private var retryState: RetryStateFile
     private var metrics = Metrics()
-    private var stopping: Stopping?
+    private var stopping: Shutdown?
     private var nextRescan = 0.0
     private var nextWatchdog: Double?
     private var nextWake = 0.0
@@ -88,6 +64,7 @@ public final class Daemon {
         self.sink = sink
         self.signals = signals
         spool = Spool(root: config.spool, instance: config.instance)
+        retryState = RetryStateFile(path: spool.retryStatePath)
         var logger = Logger(label: "quantd") { _ in JSONLinesLogHandler(sink: sink, level: config.logLevel) }
         logger.logLevel = config.logLevel
         self.logger = logger
@@ -135,45 +112,34 @@ public final class Daemon {
         ])
         do {
             try spool.prepare()
-        } catch {
-            logger.critical("start_failed", metadata: ["reason": .string(error.description)])
-            if sink.path != nil { FS.printError("quantd: \(error)") }
-            return ExitCode.cannotCreate
-        }
-        do {
             // A restart may overlap the old process's last moments: wait a little for its lock.
             lock = try InstanceLock.acquire(spool.lockPath(config.instance), waitSeconds: 3)
         } catch {
-            logger.critical("start_failed", metadata: ["reason": .string(error.description)])
-            if sink.path != nil { FS.printError("quantd: \(error)") }
-            return ExitCode.cannotCreate
+            return startFailed("\(error)", ExitCode.cannotCreate)
         }
         guard let lock else {
-            let reason = "instance '\(config.instance)' is already running on this spool "
-                + "(\(spool.lockPath(config.instance)) is locked): give each daemon its own instance"
-            logger.critical("start_failed", metadata: ["reason": .string(reason)])
-            if sink.path != nil { FS.printError("quantd: \(reason)") }
-            return ExitCode.cannotCreate
+            return startFailed("instance '\(config.instance)' is already running on this spool "
+                + "(\(spool.lockPath(config.instance)) is locked): give each daemon its own instance",
+                ExitCode.cannotCreate)
         }
         lock.describe("pid \(FileSystem.processID) on \(FS.hostName()) since \(FS.timestamp())")
-        recover()
+        recover(now: FS.monotonicSeconds())
         if !config.poll {
             do {
                 watcher = try InotifyWatcher(directory: FilePath(spool.incoming))
             } catch {
-                logger.critical("start_failed", metadata: ["reason": .string(error.description)])
-                if sink.path != nil { FS.printError("quantd: \(error)") }
-                return ExitCode.software
+                return startFailed(error.description, ExitCode.software)
             }
         }
         // The watch exists before this scan, so nothing that arrives now is missed.
         let now = FS.monotonicSeconds()
         scan(now: now)
+        loadRetryState(now: now)
         nextRescan = now + config.rescanSeconds
         logger.info("watching", metadata: [
             "incoming": .string(spool.incoming),
             "mode": .string(config.poll ? "poll" : "inotify"),
-            "queued": .stringConvertible(candidates.count),
+            "queued": .stringConvertible(readiness.count),
         ])
         notifier.send("READY=1", "STATUS=" + statusLine())
         if let interval = notifier.watchdogInterval {
@@ -188,6 +154,13 @@ public final class Daemon {
             "requeued": .stringConvertible(metrics.requeued),
         ])
         return ExitCode.ok
+    }
+
+    /// Logs `start_failed` (and says it on stderr too when the log goes to a file); returns `code`.
+    private func startFailed(_ reason: String, _ code: Int32) -> Int32 {
+        logger.critical("start_failed", metadata: ["reason": .string(reason)])
+        if sink.path != nil { FS.printError("quantd: \(reason)") }
+        return code
     }
 
     // MARK: The loop
@@ -226,24 +199,16 @@ public final class Daemon {
             schedule(nextWatchdog!)
         }
         if stopping == nil && now >= nextRescan {
-            recover(atStart: false)
+            recover(atStart: false, now: now)
             scan(now: now)
             nextRescan = now + config.rescanSeconds
         }
         schedule(nextRescan)
         if var stop = stopping {
-            if now >= stop.deadline && !stop.cancelled && !running.isEmpty {
-                stop.cancelled = true
-                cancelAll(reason: "shutdown_grace_seconds elapsed")
-            }
-            if now >= stop.nextExtend && !running.isEmpty {
-                // Ask for time until the grace ends, plus what cancelling takes.
-                let usec = Int((max(stop.deadline - now, 0) + 30) * 1_000_000)
-                notifier.send("EXTEND_TIMEOUT_USEC=\(usec)")
-                stop.nextExtend = now + 5
-            }
-            schedule(stop.cancelled ? now + 5 : min(stop.deadline, stop.nextExtend))
+            let (actions, wake) = stop.tick(now: now, running: running.count)
             stopping = stop
+            for action in actions { perform(action) }
+            schedule(wake)
         }
     }
 
@@ -257,20 +222,18 @@ public final class Daemon {
             scan(now: now)
         case .movedIn(let raw):
             guard let name = acceptable(raw) else { return }
-            note(name, origin: .renamedIn, now: now, override: true)
+            readiness.movedIn(name, now: now)
         case .created(let raw, let isDirectory):
             guard let name = acceptable(raw) else { return }
-            // inotify does not see writes inside a new folder: its stability decides.
-            note(name, origin: isDirectory ? .settling : .writing, now: now, override: true)
+            readiness.created(name, isDirectory: isDirectory, now: now)
         case .modified(let raw):
-            // Written again after a close (create, close, reopen, write): wait for the next close.
-            guard let name = acceptable(raw), candidates[name]?.origin != .writing else { return }
-            note(name, origin: .writing, now: now, override: true)
+            guard let name = acceptable(raw) else { return }
+            readiness.modified(name, now: now)
         case .closedWrite(let raw):
             guard let name = acceptable(raw) else { return }
-            note(name, origin: .settling, now: now, override: true)
+            readiness.closedWrite(name, now: now)
         case .removed(let raw):
-            if let name = String(validating: raw, as: UTF8.self) { candidates[name] = nil }
+            if let name = String(validating: raw, as: UTF8.self) { readiness.removed(name) }
         }
     }
 
@@ -284,19 +247,6 @@ public final class Daemon {
         return name
     }
 
-    private func note(_ name: String, origin: Origin, now: Double, override: Bool) {
-        if var known = candidates[name] {
-            guard override else { return }
-            known.origin = origin
-            known.signature = nil
-            known.stableSince = now
-            candidates[name] = known
-        } else {
-            sequence += 1
-            candidates[name] = Candidate(origin: origin, sequence: sequence, stableSince: now)
-        }
-    }
-
     /// Reads incoming/ whole: new entries start their stability window, vanished ones are forgotten.
     private func scan(now: Double) {
         let names: [[UInt8]]
@@ -306,92 +256,64 @@ public final class Daemon {
             logger.error("scan_failed", metadata: ["reason": .string(error.description)])
             return
         }
-        var present = Set<String>()
-        for raw in names {
-            guard let name = acceptable(raw) else { continue }
-            present.insert(name)
-            note(name, origin: .settling, now: now, override: false)
-        }
-        for name in candidates.keys where !present.contains(name) { candidates[name] = nil }
+        readiness.scanned(names.compactMap(acceptable), now: now)
     }
 
     // MARK: Claiming
 
     private func dispatch(now: Double) {
         guard stopping == nil else { return }
-        for name in candidates.keys.sorted(by: { candidates[$0]!.sequence < candidates[$1]!.sequence }) {
-            guard var candidate = candidates[name] else { continue }
-            if let wait = backoff[name], wait.until > now {
-                schedule(wait.until)
+        for name in readiness.inArrivalOrder where readiness.origin(of: name) != nil {
+            if let until = admission.heldUntil(name, now: now) {
+                schedule(until)
                 continue
             }
             let path = spool.incoming + "/" + name
             guard let entry = try? FS.lstatEntry(path) else {
-                candidates[name] = nil
+                readiness.removed(name)
                 continue
             }
-            switch entry.kind {
-            case .file, .directory: break
-            default:
-                let what = entry.kind.rawValue
-                quarantineFromIncoming(name, kind: "notRegular", stage: "scan",
-                                       reason: "a \(what) is not a checkpoint; it was not opened or followed")
+            if let refusal = Intake.refusal(
+                name: name, kind: entry.kind, maxNameBytes: spool.maxNameBytes, instance: config.instance,
+                maxFolderEntries: config.maxFolderEntries,
+                folderEntries: { try? FS.listNames(path, limit: config.maxFolderEntries + 1).count }) {
+                quarantineFromIncoming(name, refusal)
                 continue
             }
-            if name.utf8.count > spool.maxNameBytes {
-                quarantineFromIncoming(name, kind: "nameTooLong", stage: "scan",
-                                       reason: "the name is \(name.utf8.count) bytes; with instance "
-                                        + "'\(config.instance)' names of at most \(spool.maxNameBytes) bytes fit "
-                                        + "the claim, staging and record names (255 bytes each)")
+            let signature: Entry?
+            switch readiness.verdict(name, now: now, settleSeconds: config.settleSeconds, signature: {
+                entry.kind == .directory ? (try? FS.treeSignature(path)) : entry
+            }) {
+            case .waiting(let until):
+                if let until { schedule(until) }
+                continue
+            case .ready(let seen):
+                signature = seen
+            }
+            if let refusal = Intake.refusalWhenReady(name: name, kind: entry.kind) {
+                quarantineFromIncoming(name, refusal)
                 continue
             }
-            if entry.kind == .directory, let count = try? FS.listNames(path, limit: config.maxFolderEntries + 1).count,
-               count > config.maxFolderEntries {
-                quarantineFromIncoming(name, kind: "tooManyEntries", stage: "scan",
-                                       reason: "the folder holds more than \(config.maxFolderEntries) entries "
-                                        + "(limits.max_folder_entries)")
-                continue
-            }
-            switch candidate.origin {
-            case .renamedIn: break
-            case .writing: continue
-            case .settling:
-                let signature = entry.kind == .directory ? (try? FS.treeSignature(path)) : entry
-                if signature != candidate.signature {
-                    candidate.signature = signature
-                    candidate.stableSince = now
-                    candidates[name] = candidate
-                }
-                let readyAt = candidate.stableSince + config.settleSeconds
-                if now < readyAt {
-                    schedule(readyAt)
-                    continue
-                }
-            }
-            if entry.kind == .file && !name.hasSuffix(".safetensors") {
-                quarantineFromIncoming(name, kind: "notSafetensors", stage: "scan",
-                                       reason: "a file must be named *.safetensors (or be a folder of shards)")
-                continue
-            }
-            guard running.count < config.maxJobs, running[name] == nil else { continue }
-            start(name, sourceBytes: entry.kind == .directory ? candidate.signature?.size ?? 0 : entry.size)
+            guard Admission.mayStart(name, running: running.keys, maxJobs: config.maxJobs) else { continue }
+            start(name, sourceBytes: entry.kind == .directory ? signature?.size ?? 0 : entry.size)
         }
     }
 
     private func start(_ name: String, sourceBytes: Int) {
         do {
             guard try spool.claim(name) else {
-                candidates[name] = nil
+                readiness.removed(name)
                 logger.debug("claim_lost", metadata: ["job": .string(name)])
                 return
             }
         } catch {
             // EEXIST: the same name is still claimed (a job of it running): try again later.
             logger.warning("claim_failed", metadata: ["job": .string(name), "reason": .string(error.description)])
-            backoff[name] = Backoff(attempts: backoff[name]?.attempts ?? 0, until: FS.monotonicSeconds() + 5)
+            admission.hold(name, until: FS.monotonicSeconds() + 5)
+            saveRetryState()
             return
         }
-        candidates[name] = nil
+        readiness.removed(name)
         let stem = Spool.stem(of: name)
         let outputName = spool.outputName(for: stem, reserved: Set(running.values.map(\.outputName)))
         if outputName != stem {
@@ -431,7 +353,7 @@ public final class Daemon {
         metrics.busySeconds += completion.seconds
         switch completion.result {
         case .success(let manifest):
-            backoff[name] = nil
+            admission.clear(name)
             var figures: Logger.Metadata = [
                 "job": .string(name),
                 "output": .string(spool.out + "/" + job.outputName),
@@ -458,17 +380,17 @@ public final class Daemon {
             logger.info("committed", metadata: figures)
             spool.removeJournal(name)
         case .failure(let error):
-            if error.kind == .cancelled {
-                requeue(name, reason: "cancelled at shutdown", error: error, delay: nil)
-            } else if error.isTransient || (error.kind == .cannotCreateOutput && error.errno == Errno.fileExists.rawValue) {
-                let attempts = (backoff[name]?.attempts ?? 0) + 1
-                let delay = error.isTransient
-                    ? min(config.retryInitialSeconds * Double(1 << min(attempts - 1, 30)), config.retryMaxSeconds)
-                    : 0
-                backoff[name] = Backoff(attempts: attempts, until: FS.monotonicSeconds() + delay)
-                requeue(name, reason: error.reason, error: error, delay: delay)
-            } else {
-                backoff[name] = nil
+            let failure: RetryPolicy.Failure = error.kind == .cancelled ? .cancelled
+                : error.isTransient ? .transient
+                : error.kind == .cannotCreateOutput && error.errno == Errno.fileExists.rawValue ? .outputExists : .permanent
+            switch retryPolicy.decide(failure, previousAttempts: admission.attempts(name)) {
+            case .requeue:
+                requeue(name, reason: "cancelled at shutdown", error: error, retry: nil)
+            case .retry(let attempt, let delay):
+                admission.retry(name, attempt: attempt, delaySeconds: delay, now: FS.monotonicSeconds())
+                requeue(name, reason: error.reason, error: error, retry: (attempt, delay))
+            case .quarantine:
+                admission.clear(name)
                 let record = FailureRecord(
                     name: name, reason: error.description, kind: error.kind.rawValue, stage: error.stage,
                     tensor: error.tensor, errno: error.errno, instance: config.instance)
@@ -476,10 +398,15 @@ public final class Daemon {
                 spool.removeJournal(name)
             }
         }
+        saveRetryState()
         writeMetrics()
     }
 
-    private func requeue(_ name: String, reason: String, error: EngineError, delay: Double?) {
+    private var retryPolicy: RetryPolicy {
+        RetryPolicy(initialSeconds: config.retryInitialSeconds, maxSeconds: config.retryMaxSeconds)
+    }
+
+    private func requeue(_ name: String, reason: String, error: EngineError, retry: (attempt: Int, delay: Double)?) {
         var figures: Logger.Metadata = [
             "job": .string(name), "reason": .string(reason), "stage": .string(error.stage),
         ]
@@ -487,9 +414,9 @@ public final class Daemon {
             figures["errno"] = .stringConvertible(Int(errno))
             figures["error"] = .string(Errno(rawValue: errno).description)
         }
-        if let delay {
-            figures["retry_in_seconds"] = .stringConvertible(delay)
-            figures["attempt"] = .stringConvertible(backoff[name]?.attempts ?? 1)
+        if let retry {
+            figures["retry_in_seconds"] = .stringConvertible(retry.delay)
+            figures["attempt"] = .stringConvertible(retry.attempt)
         }
         do {
             let used = try spool.requeue(name)
@@ -526,9 +453,10 @@ public final class Daemon {
         }
     }
 
-    private func quarantineFromIncoming(_ name: String, kind: String, stage: String, reason: String) {
-        candidates[name] = nil
-        let record = FailureRecord(name: name, reason: reason, kind: kind, stage: stage, instance: config.instance)
+    private func quarantineFromIncoming(_ name: String, _ refusal: Intake.Refusal) {
+        readiness.removed(name)
+        let record = FailureRecord(name: name, reason: refusal.reason, kind: refusal.kind, stage: "scan",
+                                   instance: config.instance)
         quarantine(from: spool.incoming + "/" + name, name: name, record: record)
     }
 
@@ -553,15 +481,14 @@ public final class Daemon {
 
     private func beginStopping(signal: String) {
         let now = FS.monotonicSeconds()
-        if stopping != nil {
-            if !running.isEmpty && stopping?.cancelled == false {
-                stopping?.cancelled = true
-                cancelAll(reason: "second \(signal)")
-            }
+        if var stop = stopping {
+            let action = stop.signalledAgain(signal, running: running.count)
+            stopping = stop
+            if let action { perform(action) }
             return
         }
-        stopping = Stopping(deadline: now + config.shutdownGraceSeconds, nextExtend: now)
-        candidates.removeAll()
+        stopping = Shutdown(now: now, graceSeconds: config.shutdownGraceSeconds)
+        readiness.removeAll()
         logger.notice("stopping", metadata: [
             "signal": .string(signal), "running": .stringConvertible(running.count),
             "grace_seconds": .stringConvertible(config.shutdownGraceSeconds),
@@ -569,11 +496,16 @@ public final class Daemon {
         notifier.send("STOPPING=1", "STATUS=stopping: \(running.count) job(s) finishing")
     }
 
-    private func cancelAll(reason: String) {
-        logger.warning("cancelling", metadata: [
-            "jobs": .array(running.keys.sorted().map { .string($0) }), "reason": .string(reason),
-        ])
-        for job in running.values { job.cancel.cancel() }
+    private func perform(_ action: Shutdown.Action) {
+        switch action {
+        case .cancel(let reason):
+            logger.warning("cancelling", metadata: [
+                "jobs": .array(running.keys.sorted().map { .string($0) }), "reason": .string(reason),
+            ])
+            for job in running.values { job.cancel.cancel() }
+        case .extendTimeout(let microseconds):
+            notifier.send("EXTEND_TIMEOUT_USEC=\(microseconds)")
+        }
     }
 
     /// SIGHUP: reopen the log (logrotate moved it away), then reload the configuration; an
@@ -594,15 +526,7 @@ public final class Daemon {
             ])
             return
         }
-        var next = loaded
-        var needsRestart: [Logger.MetadataValue] = []
-        if next.spool != config.spool { needsRestart.append("spool"); next.spool = config.spool }
-        if next.instance != config.instance { needsRestart.append("instance"); next.instance = config.instance }
-        if next.poll != config.poll { needsRestart.append("poll"); next.poll = config.poll }
-        if next.memoryBudgetMiB != config.memoryBudgetMiB {
-            needsRestart.append("memory_budget_mib")
-            next.memoryBudgetMiB = config.memoryBudgetMiB
-        }
+        let (next, needsRestart) = Reload.merge(running: config, loaded: loaded)
         if next.logFile != config.logFile {
             do {
                 try sink.reopen(path: next.logFile)
@@ -617,14 +541,14 @@ public final class Daemon {
         logger.logLevel = config.logLevel
         nextRescan = min(nextRescan, FS.monotonicSeconds() + config.rescanSeconds)
         var figures: Logger.Metadata = ["config": .dictionary(config.logMetadata)]
-        if !needsRestart.isEmpty { figures["needs_restart"] = .array(needsRestart) }
+        if !needsRestart.isEmpty { figures["needs_restart"] = .array(needsRestart.map { .string($0) }) }
         logger.notice("reloaded", metadata: figures)
     }
 
     // MARK: Status and metrics
 
     private func statusLine() -> String {
-        "\(candidates.count) queued, \(running.count) running, \(metrics.committed) committed, "
+        "\(readiness.count) queued, \(running.count) running, \(metrics.committed) committed, "
             + "\(metrics.failed) failed"
     }
 
@@ -638,7 +562,7 @@ public final class Daemon {
 
     private func writeMetrics() {
         guard let path = config.metricsFile else { return }
-        metrics.queueLength = candidates.count
+        metrics.queueLength = readiness.count
         metrics.running = running.count
         do {
             try metrics.write(to: path, instance: config.instance)
@@ -653,43 +577,52 @@ public final class Daemon {
 
     // MARK: Recovery
 
-    private func recover(atStart: Bool = true) {
+    /// Puts right what a dead daemon (or this one before a restart) left; entries taken back from active/ were
+    /// complete when claimed: they are ready at once, without the settle window.
+    private func recover(atStart: Bool = true, now: Double) {
         let recovery = spool.recover(keepInputs: config.keepInputs, atStart: atStart)
-        for owner in recovery.deadInstances {
-            logger.notice("instance_dead", metadata: [
-                "instance": .string(owner), "lock": .string(spool.lockPath(owner)),
-                "reason": .string("its lock is free: its claims and staging are taken back"),
-            ])
+        for (_, _, name) in recovery.requeued { readiness.recovered(name, now: now) }
+        metrics.requeued += recovery.requeued.count
+        metrics.committed += recovery.finished.count
+        for line in recovery.lines(spool: spool) {
+            logger.log(level: line.level, "\(line.event)", metadata: line.metadata)
         }
-        for (owner, from, to) in recovery.requeued {
-            metrics.requeued += 1
-            logger.notice("requeued", metadata: [
-                "job": .string(to), "claim": .string(spool.active + "/" + from), "instance": .string(owner),
-                "reason": .string(owner == config.instance ? "claimed by this instance before a restart"
-                                    : "claimed by instance '\(owner)', which is dead"),
+    }
+
+    // MARK: Retry state
+
+    /// Backoffs from before a restart, honoured for entries still in incoming/; a file that cannot be read is
+    /// removed with a `retry_state` warning (those entries start with no backoff).
+    private func loadRetryState(now: Double) {
+        switch retryState.load(now: now, unixNow: FS.unixSeconds(), maxWait: max(config.retryMaxSeconds, 5)) {
+        case nil:
+            return
+        case .failure(let corrupt):
+            logger.warning("retry_state", metadata: [
+                "path": .string(retryState.path), "reason": .string(corrupt.description),
+                "kept": .string("nothing: every entry starts with no backoff"),
             ])
+        case .success(let state):
+            admission.restore(state.backoffs, present: Set(readiness.entries.keys))
+            for (name, backoff) in admission.backoffs.sorted(by: { $0.key < $1.key }) {
+                logger.notice("retry_state", metadata: [
+                    "job": .string(name), "attempt": .stringConvertible(backoff.attempts),
+                    "retry_in_seconds": .stringConvertible(max(backoff.until - now, 0)),
+                    "reason": .string("a backoff from before the restart"),
+                ])
+            }
+            saveRetryState()
         }
-        for (owner, name, output, input) in recovery.finished {
-            metrics.committed += 1
-            logger.notice("commit_recovered", metadata: [
-                "job": .string(name), "output": .string(spool.out + "/" + output), "instance": .string(owner),
-                "input": .string(input ?? "deleted"),
-                "reason": .string("committed before a crash; its manifest matches the claimed input"),
+    }
+
+    private func saveRetryState() {
+        do {
+            try retryState.save(admission.backoffs, now: FS.monotonicSeconds(), unixNow: FS.unixSeconds())
+        } catch {
+            logger.warning("retry_state", metadata: [
+                "path": .string(retryState.path), "reason": .string(error.description),
+                "risk": .string("a restart now would forget the backoffs"),
             ])
-        }
-        for name in recovery.removedStaging {
-            logger.notice("staging_removed", metadata: [
-                "path": .string(spool.out + "/" + name), "reason": .string("left by an interrupted job"),
-            ])
-        }
-        for name in recovery.recordsWritten {
-            logger.warning("record_recovered", metadata: [
-                "path": .string(spool.failed + "/" + name + ".error.json"),
-                "reason": .string("a quarantined entry had no record (a crash between the move and the record)"),
-            ])
-        }
-        for problem in recovery.problems {
-            logger.error("recovery_failed", metadata: ["reason": .string(problem)])
         }
     }
 }

@@ -3,7 +3,6 @@ public import QuantSystem
 import SystemPackage
 import Foundation
 
-typealias EntryStat = Entry
 
 /// The system layer's calls as the spool uses them: paths as the spool's strings (a folder joined with an
 /// entry name), failures as the system layer's `SystemError`.

@@ -119,6 +119,9 @@ public struct Spool: Sendable {
 
     public func lockPath(_ owner: String) -> String { locks + "/" + owner + ".lock" }
 
+    /// `active/.<instance>.retry.json`: this instance's backoffs, kept across restarts (see `RetryState`).
+    var retryStatePath: String { active + "/." + instance + ".retry.json" }
+
     /// The longest entry name (in bytes) this instance can take through the spool: its claim
     /// `<instance>.NAME`, its journal, its staging `.STEM.tmp-<instance>-N`, and its record
     /// `NAME.N.error.json` with the record's temporary `.NAME.N.error.json.tmp-<instance>` must each fit in
@@ -264,28 +267,40 @@ public struct Spool: Sendable {
     /// committed). Claims and staging of live instances, and of unknown ones (no lock file), are left alone.
     /// At start (`atStart`) this instance's own leftovers and records missing in `failed/` are put right too;
     /// later passes (every rescan) look at dead instances only, so that a daemon that died beside live ones
-    /// does not keep its jobs until it restarts.
+    /// does not keep its jobs until it restarts. What to take back is a `RecoveryPlan` made from the listings;
+    /// this carries it out.
     func recover(keepInputs: Bool, atStart: Bool) -> Recovery {
         var recovery = Recovery()
-        var owners: Set<String> = atStart ? [instance] : []
+        var owners = Set<String>()
         // Dead instances' locks, held while their leftovers are put right, released on return.
         var held: [InstanceLock] = []
         defer { held.removeAll() }
         do {
+            var dead = Set<String>()
             for raw in try FS.listNames(locks) {
-                guard let name = String(validating: raw, as: UTF8.self), name.hasSuffix(".lock") else { continue }
-                let owner = String(name.dropLast(".lock".count))
-                guard owner != instance, DaemonConfig.isValidInstance(owner),
+                guard let name = String(validating: raw, as: UTF8.self), let owner = RecoveryPlan.lockOwner(name),
+                      owner != instance,
                       let lock = try? InstanceLock.acquire(lockPath(owner), waitSeconds: 0, create: false)
                 else { continue }
                 held.append(lock)
-                owners.insert(owner)
+                dead.insert(owner)
             }
-            guard !owners.isEmpty else { return recovery }
-            recoverClaims(owners: owners, keepInputs: keepInputs, into: &recovery)
-            for raw in try FS.listNames(out) {
-                guard let name = String(validating: raw, as: UTF8.self), name.hasPrefix("."),
-                      let owner = Self.stagingOwner(name), owners.contains(owner) else { continue }
+            guard atStart || !dead.isEmpty else { return recovery }
+            func names(_ folder: String) throws(SystemError) -> [String] {
+                try FS.listNames(folder).compactMap { String(validating: $0, as: UTF8.self) }
+            }
+            var claims: [String] = []
+            do {
+                claims = try names(active)
+            } catch {
+                recovery.problems.append(error.description)
+            }
+            let plan = RecoveryPlan(RecoveryPlan.Facts(
+                instance: instance, atStart: atStart, deadOwners: dead, active: claims, out: try names(out),
+                failed: try names(failed)))
+            owners = plan.owners
+            recoverClaims(plan, keepInputs: keepInputs, into: &recovery)
+            for name in plan.staging {
                 do {
                     try FS.removeTree(out + "/" + name)
                     recovery.removedStaging.append(name)
@@ -294,87 +309,53 @@ public struct Spool: Sendable {
                 }
             }
             try? FS.syncDirectory(out)
-            // Records half written when their daemon died: `.NAME.error.json.tmp-<owner>`.
-            for raw in try FS.listNames(failed) {
-                guard let name = String(validating: raw, as: UTF8.self), name.hasPrefix("."),
-                      let marker = name.lastIndex(of: "."), name[marker...].hasPrefix(".tmp-"),
-                      owners.contains(String(name[name.index(marker, offsetBy: 5)...])) else { continue }
-                try? FS.unlink(failed + "/" + name)
-            }
-            if atStart { recoverRecords(into: &recovery) }
+            for name in plan.recordTemps { try? FS.unlink(failed + "/" + name) }
+            recoverRecords(plan.missingRecords, into: &recovery)
         } catch {
             recovery.problems.append(error.description)
         }
         var touched = Set(recovery.requeued.map(\.owner) + recovery.finished.map(\.owner))
         touched.formUnion(recovery.removedStaging.compactMap(Self.stagingOwner))
-        recovery.deadInstances = owners.subtracting([instance]).filter(touched.contains).sorted()
+        recovery.deadInstances = RecoveryPlan.deadInstances(owners: owners, instance: instance, touched: touched)
         return recovery
     }
 
-    private func recoverClaims(owners: Set<String>, keepInputs: Bool, into recovery: inout Recovery) {
-        let names: [String]
-        do {
-            names = try FS.listNames(active).compactMap { String(validating: $0, as: UTF8.self) }
-        } catch {
-            recovery.problems.append(error.description)
-            return
-        }
-        for claim in names where !claim.hasPrefix(".") {
-            guard let dot = claim.firstIndex(of: "."), owners.contains(String(claim[..<dot])) else { continue }
-            let owner = String(claim[..<dot])
-            let original = String(claim[claim.index(after: dot)...])
-            let path = active + "/" + claim
-            let journal = journalPath(original, owner: owner)
+    private func recoverClaims(_ plan: RecoveryPlan, keepInputs: Bool, into recovery: inout Recovery) {
+        for claim in plan.claims {
+            let path = active + "/" + claim.claim
             do {
-                if let bytes = try? FS.readFile(journal, limit: 4096),
-                   let output = String(validating: bytes, as: UTF8.self), !output.isEmpty, !output.contains("/"),
+                if let output = RecoveryPlan.journalOutput(try? FS.readFile(journalPath(claim.name, owner: claim.owner),
+                                                                             limit: 4096)),
                    committed(output, holds: path) {
-                    let moved = try finish(claim: path, as: original, keepInput: keepInputs)
-                    recovery.finished.append((owner: owner, name: original, output: output, input: moved))
+                    let moved = try finish(claim: path, as: claim.name, keepInput: keepInputs)
+                    recovery.finished.append((owner: claim.owner, name: claim.name, output: output, input: moved))
                 } else {
-                    let used = try move(path, into: incoming, as: original)
-                    recovery.requeued.append((owner: owner, from: claim, to: used))
+                    let used = try move(path, into: incoming, as: claim.name)
+                    recovery.requeued.append((owner: claim.owner, from: claim.claim, to: used))
                 }
-                removeJournal(original, owner: owner)
+                removeJournal(claim.name, owner: claim.owner)
             } catch {
                 recovery.problems.append(error.description)
             }
         }
-        // Journals (and their temporary files) whose claim is gone: the job had finished, and its daemon
-        // stopped before it logged the commit or just after.
-        for name in names where name.hasPrefix(".") {
-            let body = name.dropFirst()
-            guard let dot = body.firstIndex(of: "."), owners.contains(String(body[..<dot])) else { continue }
-            let owner = String(body[..<dot])
-            if name.hasSuffix(".job") {
-                let claim = String(body.dropLast(".job".count))
-                if FS.exists(active + "/" + claim) { continue }
-                let original = String(claim.dropFirst(owner.count + 1))
-                if let bytes = try? FS.readFile(active + "/" + name, limit: 4096),
-                   let output = String(validating: bytes, as: UTF8.self), !output.isEmpty, !output.contains("/"),
-                   FS.exists(out + "/" + output + "/manifest.json") {
-                    let input = FS.exists(done + "/" + original) ? done + "/" + original : nil
-                    recovery.finished.append((owner: owner, name: original, output: output, input: input))
-                }
-            } else if !name.contains(".job.tmp-") {
-                continue
+        // Journals whose claim is gone: the job had finished, and its daemon stopped before it logged the commit
+        // or just after.
+        for journal in plan.orphanJournals {
+            if let output = RecoveryPlan.journalOutput(try? FS.readFile(journalPath(journal.name, owner: journal.owner),
+                                                                         limit: 4096)),
+               FS.exists(out + "/" + output + "/manifest.json") {
+                let input = FS.exists(done + "/" + journal.name) ? done + "/" + journal.name : nil
+                recovery.finished.append((owner: journal.owner, name: journal.name, output: output, input: input))
             }
-            try? FS.unlink(active + "/" + name)
+            removeJournal(journal.name, owner: journal.owner)
         }
+        for name in plan.journalTemps { try? FS.unlink(active + "/" + name) }
     }
 
-    /// Whether `out/<output>` is the committed output of the claim at `path`: its manifest lists the
-    /// claim's files with their sizes and SHA-256.
+    /// Whether `out/<output>` is the committed output of the claim at `path` (`Manifest.isOutput(of:)`).
     func committed(_ output: String, holds path: String) -> Bool {
-        guard let bytes = try? FS.readFile(out + "/" + output + "/manifest.json", limit: 1 << 30),
-              let manifest = try? Manifest.decode(bytes), !manifest.sources.isEmpty,
-              let claim = try? FS.lstatEntry(path) else { return false }
-        for source in manifest.sources {
-            let file = claim.kind == .directory ? path + "/" + source.file : path
-            guard let entry = try? FS.lstatEntry(file), entry.kind == .file, entry.size == source.size,
-                  (try? FS.sha256(file)) == source.sha256 else { return false }
-        }
-        return true
+        guard let manifest = try? Manifest.read(folder: out + "/" + output) else { return false }
+        return manifest.isOutput(of: path)
     }
 
     /// The instance that wrote the staging folder `.NAME.tmp-<instance>-<random>`, or nil for another name
@@ -392,11 +373,9 @@ public struct Spool: Sendable {
 
     /// An entry of failed/ without its record was moved there by a daemon that stopped before writing it:
     /// it gets a record saying so. Never replaces a record (a live daemon may be writing the real one).
-    private func recoverRecords(into recovery: inout Recovery) {
-        guard let raws = try? FS.listNames(failed) else { return }
-        let names = Set(raws.compactMap { String(validating: $0, as: UTF8.self) })
-        for name in names.sorted() where !name.hasPrefix(".") && !name.hasSuffix(".error.json")
-            && !names.contains(name + ".error.json") {
+    private func recoverRecords(_ missing: [String], into recovery: inout Recovery) {
+        guard !missing.isEmpty else { return }
+        for name in missing {
             var record = FailureRecord(
                 name: name, reason: "moved to failed/ by a daemon that stopped before writing this record; "
                     + "the original reason is lost (see the log)", kind: "unknown", stage: "recovery",

@@ -56,6 +56,9 @@ enum Files {
         }
     }
 
+    /// The size of what is at `path` (not following a symlink), nil when nothing is there.
+    static func size(_ path: String) -> Int? { try? FileSystem.entry(FilePath(path)).size }
+
     /// Entry names of a folder, sorted bytewise for a deterministic order.
     static func list(_ path: String, stage: String) throws(EngineError) -> [String] {
         try run(stage, missing: .missingInput) { () throws(SystemError) in try FileSystem.list(FilePath(path)) }

@@ -14,6 +14,13 @@ public struct Entry: Sendable, Equatable {
     public var mtimeNanoseconds: Int
     public var device: UInt
 
+    public init(kind: Kind, size: Int, mtimeNanoseconds: Int, device: UInt) {
+        self.kind = kind
+        self.size = size
+        self.mtimeNanoseconds = mtimeNanoseconds
+        self.device = device
+    }
+
     init(_ status: Stat) {
         kind = switch status.type {
         case .regular: .file

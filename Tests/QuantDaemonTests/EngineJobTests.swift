@@ -124,7 +124,8 @@ struct EngineJobTests {
         let committed = try await daemon.waitFor("committed")
         #expect(committed.first?["source_bytes"] as? Int == 4 * 64 * 64 * 4)
         try expectCommitted(scratch, "slow")
-        try await Task.sleep(for: .seconds(1.5))
+        daemon.signal(SIGTERM)
+        #expect(try await daemon.waitForExit() == 0)
         #expect(try daemon.lines().filter { $0["event"] as? String == "claimed" }.count == 1)
         #expect(scratch.names("failed").isEmpty)
     }

@@ -54,6 +54,7 @@ struct RetryAndPollTests {
         #expect(scratch.names("failed").isEmpty, "not quarantined")
         let queued = scratch.names("incoming") + scratch.names("active").filter { !$0.hasPrefix(".") }
         #expect(queued.count == 1 && queued.allSatisfy { $0.hasSuffix("tight.safetensors") }, "still queued: \(queued)")
+        #expect(scratch.names("active").filter { $0.hasSuffix(".retry.json") }.count == 1, "the backoff is kept")
 
         // Space returns: the next retry commits, with nothing left of the failed attempts.
         try mount("remount,size=16m")
@@ -65,5 +66,6 @@ struct RetryAndPollTests {
         #expect(try daemon.lines().allSatisfy { $0["event"] as? String != "failed" })
         daemon.signal(SIGTERM)
         #expect(try await daemon.waitForExit() == 0)
+        #expect(scratch.names("active").isEmpty, "no backoff left, no retry state")
     }
 }

@@ -75,8 +75,9 @@ struct SharedSpoolTests {
 
         let live = try daemon("live")
         defer { live.stop() }
+        // Its start's recovery pass has run by `watching`; later rescans decide the same from the same listings
+        // (RecoveryPlanTests.aRescanWithEveryInstanceAliveDoesNothing).
         try await live.waitFor("watching")
-        try await Task.sleep(for: .seconds(1.5))
         #expect(scratch.names("active") == [".dead.first.safetensors.job", "dead.first.safetensors"])
         #expect(scratch.names("out").filter { $0.hasPrefix(".") } == staging, "the live one's staging stays")
         let events = try live.lines().compactMap { $0["event"] as? String }
