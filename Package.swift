@@ -57,7 +57,8 @@ let package = Package(
         .executableTarget(
             name: "quantd",
             dependencies: [
-                "QuantDaemon", "QuantEngine", "Quantization", "SafeTensors", "Zstd",
+                "QuantDaemon", "QuantEngine", "Quantization", "SafeTensors", "Zstd", "QuantSystem",
+                .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

@@ -1,4 +1,3 @@
-internal import Crypto
 public import QuantSystem
 import SystemPackage
 import Foundation
@@ -52,25 +51,6 @@ enum FS {
     /// Writes `bytes` to a new file `path` through `temp` (fsynced), refusing to replace one (EEXIST).
     static func writeNew(_ bytes: [UInt8], to path: String, temp: String) throws(SystemError) {
         try FileSystem.writeNew(bytes, to: FilePath(path), temp: FilePath(temp))
-    }
-
-    /// The SHA-256 of a file's bytes in lowercase hex (not following a symlink).
-    static func sha256(_ path: String) throws(SystemError) -> String {
-        let file = FilePath(path)
-        let descriptor = try FileDescriptor.openFile(file, .readOnly, options: [.noFollow, .nonBlocking])
-        defer { try? descriptor.close() }
-        var hasher = SHA256()
-        let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
-        defer { chunk.deallocate() }
-        var offset = 0
-        while case let n = try descriptor.read(into: chunk, at: offset, path: file), n > 0 {
-            hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: chunk[0..<n]))
-            offset += n
-        }
-        return hasher.finalize().map { byte in
-            let hex = String(byte, radix: 16)
-            return byte < 16 ? "0" + hex : hex
-        }.joined()
     }
 
     /// A small regular file whole; refused when larger than `limit`.

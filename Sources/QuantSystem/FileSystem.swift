@@ -215,6 +215,13 @@ public enum FileSystem {
         return String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
+    /// `realpath`: the absolute path with every symlink on the way resolved; nil when it does not exist.
+    public static func resolvingSymlinks(_ path: FilePath) -> FilePath? {
+        guard let resolved = path.withPlatformString({ realpath($0, nil) }) else { return nil }
+        defer { free(resolved) }
+        return FilePath(platformString: resolved)
+    }
+
     /// Whether this process may create and remove entries in the folder `path` (`access(W_OK | X_OK)`).
     public static func canWriteInto(_ path: FilePath) -> Bool {
         path.withPlatformString { access($0, W_OK | X_OK) == 0 }

@@ -1,8 +1,7 @@
+import QuantSystem
+import SystemPackage
 import ArgumentParser
 import QuantEngine
-#if canImport(Glibc)
-import Glibc
-#endif
 
 extension QuantizeOptions.Scheme: ExpressibleByArgument {
     public init?(argument: String) { self.init(name: argument) }
@@ -100,7 +99,7 @@ struct Quantize: ParsableCommand {
         options.keepNonFinite = keepNonfinite
 
         // A path given on the command line is the user's choice: follow its symlinks here (the daemon never does).
-        let resolved = realpath(input, nil).map { p in defer { free(p) }; return String(cString: p) } ?? input
+        let resolved = FileSystem.resolvingSymlinks(FilePath(input))?.string ?? input
         let name = input.split(separator: "/").last.map(String.init) ?? input
         let manifest: Manifest
         do {

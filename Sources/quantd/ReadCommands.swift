@@ -1,7 +1,5 @@
+import SystemPackage
 import ArgumentParser
-#if canImport(Glibc)
-import Glibc
-#endif
 import QuantEngine
 
 struct Inspect: ParsableCommand {
@@ -101,8 +99,7 @@ struct Dequantize: ParsableCommand {
 
 enum FileSystemCheck {
     static func isDirectory(_ path: String) -> Bool {
-        var st = stat()
-        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+        (try? FilePath(path).stat())?.type == .directory
     }
 }
 
