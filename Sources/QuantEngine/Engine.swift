@@ -11,9 +11,11 @@ public let quantdVersion = "0.1.0"
 /// Set from outside to make a running job stop at the next work unit, leaving nothing behind.
 public final class CancellationFlag: Sendable {
     private let flag = Atomic<Bool>(false)
-    public init() {}
+    private let parent: CancellationFlag?
+    /// A flag that is also cancelled when `parent` is (a job's files share one, under the caller's).
+    public init(parent: CancellationFlag? = nil) { self.parent = parent }
     public func cancel() { flag.store(true, ordering: .relaxed) }
-    public var isCancelled: Bool { flag.load(ordering: .relaxed) }
+    public var isCancelled: Bool { flag.load(ordering: .relaxed) || parent?.isCancelled == true }
 }
 
 public enum Engine {
@@ -68,13 +70,14 @@ public enum Engine {
         do throws(EngineError) {
             let threads = options.threads > 0 ? options.threads : Engine.cores
             let tracker = ProgressTracker(plans: plans, files: source.files, report: progress, clock: clock, start: t0)
-            var outputs: [Manifest.OutputFile] = []
-            var sources: [Manifest.SourceFile] = []
-            var records: [Manifest.TensorRecord] = []
-            for (k, (file, plan)) in zip(source.files, plans).enumerated() {
+            let width = FileRuns.width(files: plans.count, threads: threads)
+            let (files, plans) = (source.files, plans)
+            let perFile = try FileRuns.run(count: plans.count, width: width, cancel: cancel) {
+                (k, cancel) throws(EngineError) in
+                let (file, plan) = (files[k], plans[k])
                 let out = try OutputFile.create(staging + "/" + plan.outputName, stage: "write", direct: true)
-                let pipeline = Pipeline(plan: plan, file: file, level: options.level, threads: threads,
-                                        budget: budget, cancel: cancel)
+                let pipeline = Pipeline(plan: plan, file: file, level: options.level,
+                                        threads: max(1, threads / width), budget: budget, cancel: cancel)
                 let outcome = try pipeline.run(output: out) { tensors, bytes in
                     tracker.update(file: k, tensors: tensors, bytes: bytes)
                 }
@@ -84,12 +87,16 @@ public enum Engine {
                                       reason: "changed while being read (\(outcome.inputSize) bytes hashed, "
                                         + "\(file.fileSize) expected)", stage: "quantize")
                 }
-                sources.append(.init(file: plan.sourceName, size: file.fileSize, sha256: outcome.inputSHA256))
-                outputs.append(.init(file: plan.outputName, source: plan.sourceName, size: outcome.outputSize,
-                                     sha256: outcome.outputSHA256, rawSize: plan.outputRawSize,
-                                     frames: outcome.frames))
-                records += Self.records(plan, stats: outcome.tensorStats, options: options)
+                return (source: Manifest.SourceFile(file: plan.sourceName, size: file.fileSize,
+                                                    sha256: outcome.inputSHA256),
+                        output: Manifest.OutputFile(file: plan.outputName, source: plan.sourceName,
+                                                    size: outcome.outputSize, sha256: outcome.outputSHA256,
+                                                    rawSize: plan.outputRawSize, frames: outcome.frames),
+                        records: Self.records(plan, stats: outcome.tensorStats, options: options))
             }
+            var sources = perFile.map(\.source)
+            var outputs = perFile.map(\.output)
+            let records = perFile.flatMap(\.records)
             tracker.finish()
             let t2 = clock.now
 

@@ -1,4 +1,4 @@
-import QuantEngine
+@testable import QuantEngine
 import SafeTensors
 import Testing
 import TestSupport
@@ -285,6 +285,60 @@ struct Setup {
         #expect {
             try Engine.quantize(input: input, output: dir["out2"], options: QuantizeOptions())
         } throws: { e in (e as! EngineError).reason.contains("model-00009-of-00009.safetensors") }
+    }
+
+    @Test("the shards of a folder run side by side, with the same bytes at 1, 2 and 5 threads")
+    func shardsSideBySide() throws {
+        let dir = TempDir("quantd-shards-parallel")
+        defer { dir.remove() }
+        let input = dir["model"]
+        _ = Shell.run("/bin/mkdir", [input])
+        var rng = SeededRandom(seed: 11)
+        let shards = 7   // more than any thread count below: files wait for a free lane
+        var map: [(String, String)] = []
+        for k in 1...shards {
+            var c = Checkpoint()
+            let name = "model-\(k)-of-\(shards).safetensors"
+            c.addRandom("layer\(k).weight", shape: [64 + 16 * k, 256], rng: &rng)
+            c.addRandom("layer\(k).bias", shape: [256], rng: &rng)
+            try c.write(to: input + "/" + name)
+            map += [("layer\(k).weight", name), ("layer\(k).bias", name)]
+        }
+        try TempDir.write(ShardIndex.encode(totalSize: 0, weightMap: map), to: input + "/model.safetensors.index.json")
+        var runs: [[String: [UInt8]]] = []
+        var records: [[Manifest.TensorRecord]] = []
+        for threads in [1, 2, 5] {
+            #expect(FileRuns.width(files: shards, threads: threads) == [1: 1, 2: 1, 5: 3][threads])
+            var o = QuantizeOptions()
+            o.threads = threads
+            let out = dir["out-\(threads)"]
+            let m = try Engine.quantize(input: input, output: out, options: o)
+            #expect(m.sources.map(\.file) == (1...shards).map { "model-\($0)-of-\(shards).safetensors" }
+                + ["model.safetensors.index.json"])
+            var files: [String: [UInt8]] = [:]
+            for name in TempDir.list(out) where name != "manifest.json" { files[name] = try TempDir.read(out + "/" + name) }
+            runs.append(files)
+            records.append(m.tensors)
+            #expect(Verifier.verify(out).ok)
+        }
+        #expect(runs[0].count == shards + 1)
+        #expect(runs[0] == runs[1] && runs[1] == runs[2])
+        #expect(records[0] == records[1] && records[1] == records[2])
+
+        // A shard that fails mid-job stops the others, names its tensor and leaves nothing behind.
+        var bad = Checkpoint()
+        bad.add("layer3.weight", shape: [2, 4], values: [1, 2, .nan, 4, 5, 6, 7, 8])
+        bad.add("layer3.bias", shape: [4], values: [0, 0, 0, 0])
+        try bad.write(to: input + "/model-3-of-\(shards).safetensors")
+        var o = QuantizeOptions()
+        o.threads = 5
+        #expect {
+            try Engine.quantize(input: input, output: dir["out-bad"], options: o)
+        } throws: { e in
+            let error = e as! EngineError
+            return error.kind == .badInput && error.tensor == "layer3.weight"
+        }
+        #expect(TempDir.list(dir.path).filter { $0.hasPrefix(".out-bad") || $0 == "out-bad" }.isEmpty)
     }
 
     @Test("dequantize rebuilds float32 within half a scale")
