@@ -1,6 +1,7 @@
 # quantd: the two commands of the README, and the pieces they are made of.
 #   make run    start the daemon on built-in defaults (spool in $HOME/.local/state/quantd or /var/spool/quantd)
 #   make test   run the whole test suite
+#   make bench  run quantd-bench (README, Performance) with BENCH_ARGS, e.g. BENCH_ARGS="--size 2G --sizes 1G,2G,4G"
 PREFIX ?= /usr/local
 DESTDIR ?=
 SWIFT ?= swift
@@ -34,6 +35,9 @@ test: deps
 
 run: release
 	$$($(SWIFT) build $(RELEASE_FLAGS) --show-bin-path)/quantd run
+
+bench: release
+	$$($(SWIFT) build $(RELEASE_FLAGS) --show-bin-path)/quantd-bench $(BENCH_ARGS)
 
 install: release
 	PREFIX="$(PREFIX)" DESTDIR="$(DESTDIR)" BIN="$$($(SWIFT) build $(RELEASE_FLAGS) --show-bin-path)/quantd" \

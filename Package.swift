@@ -17,6 +17,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "quantd", targets: ["quantd"]),
+        .executable(name: "quantd-bench", targets: ["QuantBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -48,10 +49,19 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .target(name: "Console"),
         .executableTarget(
             name: "quantd",
             dependencies: [
-                "QuantDaemon", "QuantEngine", "Quantization", "SafeTensors", "Zstd",
+                "QuantDaemon", "QuantEngine", "Console",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // The benchmark: its own program beside quantd, which it times and runs as a daemon.
+        .executableTarget(
+            name: "QuantBench",
+            dependencies: [
+                "QuantEngine", "Quantization", "SafeTensors", "Zstd", "Console",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Console
 #if canImport(Glibc)
 import Glibc
 #endif
