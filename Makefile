@@ -24,11 +24,13 @@ release: deps
 # Tests run one at a time: the daemon tests watch real processes and sockets on deadlines, and other tests
 # running in parallel block the test runner's few threads long enough to starve them (about 1 minute in all).
 # As root (CI is root) the unit is also tested under a real systemd in a systemd-nspawn container; that needs the
-# static release binary, built first (set QUANTD_SKIP_SYSTEMD_TEST=1 to leave it out).
+# static release binary, built first (set QUANTD_SKIP_SYSTEMD_TEST=1 to leave it out); KernelEdgeProbe is built
+# beside it, so that KernelEdgeTests sees the kernels' size checks hold in a release build.
 test: deps
 	$(SWIFT) build --build-tests
 	@if [ "$$(id -u)" = 0 ] && [ -z "$$QUANTD_SKIP_SYSTEMD_TEST" ]; then \
 		$(SWIFT) build $(RELEASE_FLAGS) --product quantd && \
+		$(SWIFT) build $(RELEASE_FLAGS) --product KernelEdgeProbe && \
 		export QUANTD_SYSTEMD_TEST=1 QUANTD_RELEASE_BIN="$$($(SWIFT) build $(RELEASE_FLAGS) --show-bin-path)/quantd"; \
 	fi; \
 	$(SWIFT) test --no-parallel

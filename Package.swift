@@ -1,8 +1,13 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
-/// Kernels are compiled with bounds checks off in release builds; their safety rests on the
-/// preconditions checked at the module's public edge and on the reference-agreement tests.
+/// Quantization is compiled `-Ounchecked` in release builds: no bounds, overflow or exclusivity checks, and
+/// `precondition` is not evaluated there. What holds: each public entry that takes buffers checks the sizes and
+/// shapes it indexes by (products of dimensions with overflow detection) with `check`, an `if` around
+/// `fatalError`, which `-Ounchecked` keeps, so a mismatch stops the program with the check's message in every
+/// build (KernelEdgeTests runs the release-built Tests/KernelEdgeProbe to see it). Within checked sizes the loops
+/// stay in bounds by construction, and the reference-agreement tests run them on many shapes. Entries given raw
+/// pointers (`decode`, `ScaleFormat.encode`) cannot see the memory behind them: their caller vouches for it.
 ///
 /// The default build targets baseline x86-64 and runs on any x86-64 machine. `QUANTD_TARGET_CPU=znver4`
 /// (or `haswell`, `skylake-avx512`, ...; `make release TARGET_CPU=...`) compiles the kernels for that CPU:
@@ -66,6 +71,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Calls the kernels with wrong sizes, for KernelEdgeTests: built in release, it shows that the checks hold.
+        .executableTarget(name: "KernelEdgeProbe", dependencies: ["Quantization"], path: "Tests/KernelEdgeProbe"),
         .target(
             name: "TestSupport",
             dependencies: ["SafeTensors", "Zstd"],
