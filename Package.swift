@@ -1,6 +1,9 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
+/// quantd runs on Linux: Debian bookworm, x86-64, Swift 6.3. `platforms:` is left out, since SwiftPM names
+/// minimum versions of Apple's systems only and has none for Linux.
+///
 /// Quantization is compiled `-Ounchecked` in release builds: no bounds, overflow or exclusivity checks, and
 /// `precondition` is not evaluated there. What holds: each public entry that takes buffers checks the sizes and
 /// shapes it indexes by (products of dimensions with overflow detection) with `check`, an `if` around
@@ -19,7 +22,6 @@ let kernelSettings: [SwiftSetting] = [
 
 let package = Package(
     name: "quantd",
-    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "quantd", targets: ["quantd"]),
         .executable(name: "quantd-bench", targets: ["QuantBench"]),
