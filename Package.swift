@@ -1,8 +1,16 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
-/// Kernels are compiled with bounds checks off in release builds; their safety rests on the
-/// preconditions checked at the module's public edge and on the reference-agreement tests.
+/// quantd runs on Linux: Debian bookworm, x86-64, Swift 6.3. `platforms:` is left out, since SwiftPM names
+/// minimum versions of Apple's systems only and has none for Linux.
+///
+/// Quantization is compiled `-Ounchecked` in release builds: no bounds, overflow or exclusivity checks, and
+/// `precondition` is not evaluated there. What holds: each public entry that takes buffers checks the sizes and
+/// shapes it indexes by (products of dimensions with overflow detection) with `check`, an `if` around
+/// `fatalError`, which `-Ounchecked` keeps, so a mismatch stops the program with the check's message in every
+/// build (KernelEdgeTests runs the release-built Tests/KernelEdgeProbe to see it). Within checked sizes the loops
+/// stay in bounds by construction, and the reference-agreement tests run them on many shapes. Entries given raw
+/// pointers (`decode`, `ScaleFormat.encode`) cannot see the memory behind them: their caller vouches for it.
 ///
 /// The default build targets baseline x86-64 and runs on any x86-64 machine. `QUANTD_TARGET_CPU=znver4`
 /// (or `haswell`, `skylake-avx512`, ...; `make release TARGET_CPU=...`) compiles the kernels for that CPU:
@@ -14,9 +22,9 @@ let kernelSettings: [SwiftSetting] = [
 
 let package = Package(
     name: "quantd",
-    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "quantd", targets: ["quantd"]),
+        .executable(name: "quantd-bench", targets: ["QuantBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -54,15 +62,27 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .target(name: "Console"),
         .executableTarget(
             name: "quantd",
             dependencies: [
-                "QuantDaemon", "QuantEngine", "Quantization", "SafeTensors", "Zstd", "QuantSystem",
+                "QuantDaemon", "QuantEngine", "QuantSystem", "Console",
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // The benchmark: its own program beside quantd, which it times and runs as a daemon.
+        .executableTarget(
+            name: "QuantBench",
+            dependencies: [
+                "QuantEngine", "Quantization", "SafeTensors", "Zstd", "QuantSystem", "Console",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Calls the kernels with wrong sizes, for KernelEdgeTests: built in release, it shows that the checks hold.
+        .executableTarget(name: "KernelEdgeProbe", dependencies: ["Quantization"], path: "Tests/KernelEdgeProbe"),
         .target(
             name: "TestSupport",
             dependencies: ["SafeTensors", "Zstd"],

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The numpy baseline of `quantd bench`: what a user would write to do quantd's job by hand.
+"""The numpy baseline of `quantd-bench`: what a user would write to do quantd's job by hand.
 
 Reads a safetensors checkpoint tensor by tensor (safe_open), quantizes every 2-D or larger float tensor to int8
 with one absmax scale per row (scale = absmax / 127, round half to even, clip to [-127, 127]), keeps the rest as

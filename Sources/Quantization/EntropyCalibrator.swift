@@ -55,7 +55,9 @@ public struct EntropyCalibrator: Calibrator {
             case .negative: m = -v
             }
             guard m >= 0 else { continue }
-            histogram[Swift.min(Int(Double(m) * perUnit), bins - 1)] += 1
+            // Capped before the conversion, so that any value (above `limit`, infinite) lands in a bin.
+            let bin = Double(m) * perUnit
+            histogram[bin < Double(bins - 1) ? Int(bin) : bins - 1] += 1
         }
         let kept = bestBinCount(histogram, levels: levels)
         return kept == bins ? limit : Float(Double(limit) * Double(kept) / Double(bins))
@@ -64,7 +66,7 @@ public struct EntropyCalibrator: Calibrator {
     /// The number of leading bins of a `bins`-bin histogram to keep for `levels` target levels: the candidate
     /// with the least divergence, the largest on ties.
     public static func bestBinCount(_ histogram: [Int], levels: Int) -> Int {
-        precondition(histogram.count == bins && levels >= 1, "a histogram of \(bins) bins and at least one level")
+        check(histogram.count == bins && levels >= 1, "a histogram of \(bins) bins and at least one level")
         // Non-empty bins in order, with prefix sums of counts and of c * log(c): each candidate then costs one
         // walk over the non-empty bins below it, and a log per target level that holds any.
         var index: [Int] = [], count: [Double] = []

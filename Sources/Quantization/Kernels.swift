@@ -14,7 +14,7 @@ public enum Kernels {
     public static func decode(
         _ src: UnsafeRawPointer, format: FloatFormat, count: Int, into dst: UnsafeMutablePointer<Float>
     ) {
-        precondition(count >= 0, "negative count")
+        check(count >= 0, "negative count")
         // Plain loops over branch-free element code: LLVM vectorises each of them.
         switch format {
         case .f32:
@@ -73,7 +73,7 @@ public enum Kernels {
         calibrator: (any Calibrator)?, q: UnsafeMutableBufferPointer<Int8>, scales: UnsafeMutableBufferPointer<Float>,
         zeroPoints: UnsafeMutableBufferPointer<Int8>
     ) -> TileResult {
-        precondition(grid.bits == 8, "the kernels write 8-bit codes")
+        check(grid.bits == 8, "the kernels write 8-bit codes")
         let symmetric = grid.symmetric
         let groups = checkTile(x.count, rows: rows, cols: cols, groupSize: groupSize, symmetric: symmetric,
                                q: q.count, scales: scales.count, zeroPoints: zeroPoints.count)

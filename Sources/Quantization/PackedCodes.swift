@@ -9,8 +9,8 @@ public enum PackedCodes {
 
     /// Packs `rows` rows of `cols` codes into `out` (`rows * paddedCols(cols)` bytes).
     public static func pack(_ q: UnsafeBufferPointer<Int8>, rows: Int, cols: Int, into out: UnsafeMutableRawBufferPointer) {
-        let padded = paddedCols(cols)
-        precondition(q.count >= rows * cols && out.count >= rows * padded, "pack: buffers smaller than the rows")
+        let padded = checkRows(rows, cols)
+        check(q.count >= rows * cols && out.count >= rows * padded, "pack: buffers smaller than the rows")
         guard rows > 0, cols > 0, let src = q.baseAddress, let dst = out.baseAddress else { return }
         if padded == cols {
             flipTopBits(UnsafeRawPointer(src), into: dst, count: rows * cols)
@@ -26,12 +26,21 @@ public enum PackedCodes {
     /// The codes of packed rows (the inverse of `pack`).
     public static func unpack(_ packed: UnsafeRawBufferPointer, rows: Int, cols: Int,
                               into q: UnsafeMutableBufferPointer<Int8>) {
-        let padded = paddedCols(cols)
-        precondition(packed.count >= rows * padded && q.count >= rows * cols, "unpack: buffers smaller than the rows")
+        let padded = checkRows(rows, cols)
+        check(packed.count >= rows * padded && q.count >= rows * cols, "unpack: buffers smaller than the rows")
         guard rows > 0, cols > 0, let src = packed.baseAddress, let dst = q.baseAddress else { return }
         for r in 0..<rows {
             flipTopBits(src + r * padded, into: UnsafeMutableRawPointer(dst + r * cols), count: cols)
         }
+    }
+
+    /// Checks a shape at the public edge (rows * paddedCols(cols) bytes must not overflow); returns paddedCols.
+    static func checkRows(_ rows: Int, _ cols: Int) -> Int {
+        check(rows >= 0 && cols >= 0 && cols <= Int.max - 3, "bad shape for packed rows")
+        let padded = paddedCols(cols)
+        // padded >= cols, so rows * cols cannot overflow once rows * padded did not.
+        check(product(rows, padded) != nil, "bad shape for packed rows")
+        return padded
     }
 
     /// `out[i] = in[i] ^ 0x80`, eight bytes a step.

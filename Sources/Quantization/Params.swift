@@ -111,7 +111,7 @@ public struct CodeGrid: Sendable, Hashable {
     public var scaleFormat: ScaleFormat
 
     public init(bits: Int = 8, symmetric: Bool, scaleFormat: ScaleFormat = .f32) {
-        precondition((2...8).contains(bits), "bits must be between 2 and 8")
+        check((2...8).contains(bits), "bits must be between 2 and 8")
         self.bits = bits
         self.symmetric = symmetric
         self.scaleFormat = scaleFormat

@@ -7,7 +7,7 @@ public struct PercentileCalibrator: Calibrator {
     public let percentile: Double
 
     public init(percentile: Double = 99.99) {
-        precondition((50...100).contains(percentile), "percentile must be between 50 and 100")
+        check((50...100).contains(percentile), "percentile must be between 50 and 100")
         self.percentile = percentile
     }
 
@@ -29,6 +29,7 @@ public struct PercentileCalibrator: Calibrator {
     /// The value at position q * (n - 1) of `values` (non-empty, no NaN) in ascending order, interpolated
     /// linearly; reorders `values`.
     public static func quantile(_ values: inout [Float], _ q: Double) -> Float {
+        check(!values.isEmpty && q >= 0 && q <= 1, "a quantile in [0, 1] of at least one value")
         let position = q * Double(values.count - 1)
         let i = Int(position.rounded(.down))
         let fraction = position - Double(i)

@@ -7,7 +7,7 @@ public enum ReferenceKernels {
     public static func decode(
         _ src: UnsafeRawPointer, format: FloatFormat, count: Int, into dst: UnsafeMutablePointer<Float>
     ) {
-        precondition(count >= 0, "negative count")
+        check(count >= 0, "negative count")
         let width = format.bytesPerElement
         for i in 0..<count {
             var raw: UInt64 = 0
@@ -69,7 +69,7 @@ public enum ReferenceKernels {
         calibrator: (any Calibrator)?, q: UnsafeMutableBufferPointer<Int8>, scales: UnsafeMutableBufferPointer<Float>,
         zeroPoints: UnsafeMutableBufferPointer<Int8>
     ) -> TileResult {
-        precondition(grid.bits == 8, "the kernels write 8-bit codes")
+        check(grid.bits == 8, "the kernels write 8-bit codes")
         let symmetric = grid.symmetric
         let groups = checkTile(x.count, rows: rows, cols: cols, groupSize: groupSize, symmetric: symmetric,
                                q: q.count, scales: scales.count, zeroPoints: zeroPoints.count)
@@ -162,34 +162,49 @@ private struct ErrorAccumulator {
     }
 }
 
+/// Stops the program with `message` unless `condition` holds: the checks at this module's public edge.
+/// The module is built `-Ounchecked` in release, which does not evaluate `precondition` (so none is used here);
+/// a `fatalError` behind an `if` stays, so these checks run in every build.
+@inline(__always)
+func check(_ condition: Bool, _ message: @autoclosure () -> String, file: StaticString = #fileID, line: UInt = #line) {
+    if !condition { fatalError(message(), file: file, line: line) }
+}
+
+/// `a * b`, or nil where it overflows (which `-Ounchecked` would let pass unseen).
+func product(_ a: Int, _ b: Int) -> Int? {
+    let (p, overflow) = a.multipliedReportingOverflow(by: b)
+    return overflow ? nil : p
+}
+
 /// Checks a tile's sizes at the public edge and returns the number of groups per row.
 func checkTile(
     _ count: Int, rows: Int, cols: Int, groupSize: Int, symmetric: Bool, q: Int, scales: Int, zeroPoints: Int
 ) -> Int {
-    precondition(rows >= 0 && cols >= 0 && groupSize >= 1, "bad tile shape")
-    precondition(count == rows * cols && q == count, "x and q must hold rows * cols elements")
+    check(rows >= 0 && cols >= 0 && groupSize >= 1, "bad tile shape")
+    check(product(rows, cols) == count && q == count, "x and q must hold rows * cols elements")
+    // groups <= cols, so rows * groups cannot overflow once rows * cols did not.
     let groups = groupsPerRow(cols: cols, groupSize: groupSize)
-    precondition(scales == rows * groups, "scales must hold rows * groupsPerRow elements")
-    precondition(zeroPoints == (symmetric ? 0 : rows * groups), "zeroPoints: empty when symmetric, else as scales")
+    check(scales == rows * groups, "scales must hold rows * groupsPerRow elements")
+    check(zeroPoints == (symmetric ? 0 : rows * groups), "zeroPoints: empty when symmetric, else as scales")
     return groups
 }
 
 /// Checks per-tensor quantization arguments at the public edge.
 func checkFixed(_ count: Int, params: QuantParams, symmetric: Bool, q: Int) {
-    precondition(q == count, "q must hold as many elements as x")
-    precondition(!symmetric || params.zeroPoint == 0, "symmetric params have zero point 0")
-    precondition(params.scale.isFinite && params.scale >= .leastNormalMagnitude, "scale must be finite and normal")
+    check(q == count, "q must hold as many elements as x")
+    check(!symmetric || params.zeroPoint == 0, "symmetric params have zero point 0")
+    check(params.scale.isFinite && params.scale >= .leastNormalMagnitude, "scale must be finite and normal")
 }
 
 /// Checks dequantization arguments at the public edge and returns the number of groups per row.
 func checkDequantize(
     _ count: Int, rows: Int, cols: Int, groupSize: Int, scales: Int, zeroPoints: Int?, out: Int
 ) -> Int {
-    precondition(rows >= 0 && cols >= 0 && groupSize >= 1, "bad tile shape")
-    precondition(count == rows * cols && out == count, "q and out must hold rows * cols elements")
+    check(rows >= 0 && cols >= 0 && groupSize >= 1, "bad tile shape")
+    check(product(rows, cols) == count && out == count, "q and out must hold rows * cols elements")
     let groups = groupsPerRow(cols: cols, groupSize: groupSize)
-    precondition(scales == rows * groups, "scales must hold rows * groupsPerRow elements")
-    precondition(zeroPoints.map { $0 == scales } ?? true, "zeroPoints must match scales")
+    check(scales == rows * groups, "scales must hold rows * groupsPerRow elements")
+    check(zeroPoints.map { $0 == scales } ?? true, "zeroPoints must match scales")
     return groups
 }
 

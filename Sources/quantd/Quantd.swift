@@ -1,4 +1,5 @@
 import ArgumentParser
+import Console
 import QuantEngine
 
 @main
@@ -9,7 +10,7 @@ struct Quantd: ParsableCommand {
             + "as a spool daemon or one-shot.",
         version: quantdVersion,
         subcommands: [Run.self, Status.self, Quantize.self, Inspect.self, Verify.self, Unpack.self, Dequantize.self,
-                      Report.self, Bench.self]
+                      Report.self]
     )
 }
 

@@ -1,6 +1,7 @@
 import QuantSystem
 import SystemPackage
 import ArgumentParser
+import Console
 import QuantEngine
 
 extension QuantizeOptions.Scheme: ExpressibleByArgument {

@@ -1,5 +1,6 @@
 import SystemPackage
 import ArgumentParser
+import Console
 import QuantEngine
 
 struct Inspect: ParsableCommand {

@@ -2,14 +2,18 @@ import Foundation
 import Testing
 import TestSupport
 
-/// `quantd bench` run as a user would, on its smallest useful size.
-@Suite("quantd bench") struct BenchTests {
+/// `quantd-bench` run as a user would, on its smallest useful size.
+@Suite("quantd-bench") struct BenchTests {
+    /// The built `quantd-bench`, beside the `quantd` the tests run.
+    static let bench = URL(fileURLWithPath: Paths.quantd).deletingLastPathComponent()
+        .appendingPathComponent("quantd-bench").path
+
     @Test("a 64 MiB run prints the table and writes a JSON report with positive figures",
           .enabled(if: Shell.which("zstd") != nil, "the zstd command is not installed (make test installs it)"))
     func smallRun() throws {
         let dir = TempDir("quantd-bench")
         defer { dir.remove() }
-        let r = Shell.run(Paths.quantd, ["bench", "--size", "64M", "--skip-python", "--repeat", "1",
+        let r = Shell.run(Self.bench, ["--size", "64M", "--skip-python", "--repeat", "1",
                                          "--kernel-repeat", "1", "--threads", "2", "--dir", dir.path,
                                          "--daemon-jobs", "2", "--idle-seconds", "1"])
         #expect(r.status == 0, "\(r.stderr)")
@@ -63,5 +67,22 @@ import TestSupport
         let left = TempDir.list(dir.path)
         #expect(left.contains { $0.hasPrefix("llama-fp32-64M-seed1") && $0.hasSuffix(".safetensors") })
         #expect(!left.contains { $0.hasPrefix("out-") || $0.hasPrefix("payload") })
+    }
+
+    @Test("the product binary has only the user's commands: no bench, no measuring mode")
+    func notInQuantd() {
+        let help = Shell.run(Paths.quantd, ["--help"])
+        #expect(help.status == 0 && help.stdout.contains("quantize") && !help.stdout.contains("bench"), "\(help.stdout)")
+        #expect(Shell.run(Paths.quantd, ["bench", "--size", "64M"]).status == 64)
+        #expect(Shell.run(Paths.quantd, ["--measure-child", "/dev/null", "--", "/bin/true"]).status == 64)
+    }
+
+    @Test("without a quantd beside it or --quantd, it says so and measures nothing")
+    func needsQuantd() throws {
+        let dir = TempDir("quantd-bench")
+        defer { dir.remove() }
+        let r = Shell.run(Self.bench, ["--size", "64M", "--dir", dir.path, "--quantd", dir["no-quantd"]])
+        #expect(r.status == 64 && r.stderr.contains("no quantd program at \(dir["no-quantd"])"), "\(r.stderr)")
+        #expect(TempDir.list(dir.path).isEmpty)
     }
 }

@@ -3,14 +3,14 @@ import Glibc
 #endif
 
 /// Writing to the terminal: messages to stderr, a live status line when stderr is a terminal.
-enum Terminal {
-    static let isInteractive = isatty(STDERR_FILENO) == 1
+public enum Terminal {
+    public static let isInteractive = isatty(STDERR_FILENO) == 1
 
-    static func error(_ message: String) {
+    public static func error(_ message: String) {
         write("quantd: error: \(message)\n")
     }
 
-    static func write(_ text: String) {
+    public static func write(_ text: String) {
         var text = text
         text.withUTF8 { b in
             var done = 0
@@ -23,19 +23,20 @@ enum Terminal {
     }
 
     /// Replaces the current status line (only on a terminal).
-    static func status(_ line: String) {
+    public static func status(_ line: String) {
         guard isInteractive else { return }
         write("\r\u{1B}[2K" + line)
     }
 
-    static func endStatus() {
+    public static func endStatus() {
         guard isInteractive else { return }
         write("\r\u{1B}[2K")
     }
 }
 
-enum Format {
-    static func bytes(_ n: Int) -> String {
+/// Numbers, sizes and shapes as the commands print them.
+public enum Format {
+    public static func bytes(_ n: Int) -> String {
         let v = Double(n)
         if v >= 1e9 { return fixed(v / 1e9, 2) + " GB" }
         if v >= 1e6 { return fixed(v / 1e6, 1) + " MB" }
@@ -43,7 +44,7 @@ enum Format {
         return "\(n) B"
     }
 
-    static func fixed(_ v: Double, _ digits: Int) -> String {
+    public static func fixed(_ v: Double, _ digits: Int) -> String {
         guard v.isFinite else { return "\(v)" }
         var scale = 1.0
         for _ in 0..<digits { scale *= 10 }
@@ -58,9 +59,9 @@ enum Format {
         return v < 0 && r != 0 ? "-" + s : s
     }
 
-    static func shape(_ s: [Int]) -> String { "[" + s.map(String.init).joined(separator: ", ") + "]" }
+    public static func shape(_ s: [Int]) -> String { "[" + s.map(String.init).joined(separator: ", ") + "]" }
 
-    static func pad(_ s: String, _ width: Int) -> String {
+    public static func pad(_ s: String, _ width: Int) -> String {
         s.count >= width ? s : s + String(repeating: " ", count: width - s.count)
     }
 }

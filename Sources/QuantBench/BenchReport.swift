@@ -1,4 +1,6 @@
-/// Everything one `quantd bench` run measured, as written to its JSON file.
+import Console
+
+/// Everything one `quantd-bench` run measured, as written to its JSON file.
 struct BenchReport: Codable, Sendable {
     struct Settings: Codable, Sendable {
         var size: String

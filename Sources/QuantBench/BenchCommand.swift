@@ -1,16 +1,19 @@
 import ArgumentParser
+import Console
 import FoundationEssentials
 import QuantEngine
 #if canImport(Glibc)
 import Glibc
 #endif
 
+@main
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "quantd-bench",
         abstract: "Measure quantd on a generated LLaMA-shaped checkpoint, beside zstd, sha256 and numpy baselines.",
         discussion: """
             Generates (or reuses) a deterministic fp32 checkpoint in DIR, times the kernels in process, runs \
-            `quantd quantize` on it as a child with 1 thread (pinned with taskset when present) and with all \
+            `quantd quantize` on it as a child (the quantd beside this program, or --quantd) with 1 thread (pinned with taskset when present) and with all \
             threads, runs the baselines (zstd on the int8 payload, one sha256 pass over the input, the numpy \
             script when python3 has numpy, safetensors and zstandard), and prints a table of figures and ratios \
             against the targets of the design. Every figure goes to a JSON file too. Use a quiet machine.
@@ -56,6 +59,9 @@ struct Bench: ParsableCommand {
         """)
     var daemonCheckpoint: String?
 
+    @Option(help: "The quantd binary timed end to end and run as the daemon (default: quantd beside this program).")
+    var quantd: String?
+
     @Option(help: "Seconds the daemon is left idle while its CPU time is measured.")
     var idleSeconds: Double = 10
 
@@ -79,7 +85,13 @@ struct Bench: ParsableCommand {
         for s in extraSizes where ByteSize.parse(s) == nil {
             throw ValidationError("--sizes: cannot read '\(s)' (try 1G,2G,4G)")
         }
+        if access(quantdPath, X_OK) != 0 {
+            throw ValidationError("no quantd program at \(quantdPath) (build it with `swift build`, or pass --quantd)")
+        }
     }
+
+    /// --quantd, else the quantd in this program's folder.
+    fileprivate var quantdPath: String { quantd ?? BenchPath.directory(Child.selfPath) + "/quantd" }
 
     private var extraSizes: [String] {
         (sizes ?? "").split(separator: ",").map { $0.filter { $0 != " " } }.filter { !$0.isEmpty }
@@ -133,13 +145,14 @@ private final class BenchRunner {
     let jsonPath: String
     let threads: Int
     let log: String
-    let quantd = Child.selfPath
+    let quantd: String
     var commands: [[String]] = []
     var notes: [String] = []
 
     init(_ options: Bench) throws(BenchError) {
         self.options = options
         (dir, jsonPath, threads) = options.settings
+        quantd = options.quantdPath
         log = dir + "/bench.log"
         guard mkdir(dir, 0o755) == 0 || errno == EEXIST else {
             throw BenchError("cannot create \(dir): \(String(cString: strerror(errno)))")
@@ -374,7 +387,7 @@ private final class BenchRunner {
     private func findAbove(_ relative: String) -> String? {
         var cwd = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         let here = getcwd(&cwd, cwd.count).map { String(cString: $0) } ?? "."
-        for start in [BenchPath.directory(quantd), here] {
+        for start in [BenchPath.directory(Child.selfPath), here] {
             var folder = start
             while true {
                 let candidate = folder + "/" + relative

@@ -1,8 +1,9 @@
+import Console
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// Why `quantd bench` stopped.
+/// Why `quantd-bench` stopped.
 struct BenchError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
@@ -49,7 +50,7 @@ enum Child {
     /// Runs `argv` (argv[0] an absolute path) with stdin from /dev/null and stdout and stderr appended to `log`.
     /// Throws when it cannot start or exits with a non-zero status; the message quotes the log's tail.
     ///
-    /// The child is started by a fresh `quantd bench --measure-child` process, not by this one: a child made by
+    /// The child is started by a fresh `quantd-bench --measure-child` process, not by this one: a child made by
     /// posix_spawn (vfork-like, sharing the parent's memory until exec) or fork inherits the parent's RSS high-water
     /// mark into its ru_maxrss, and this process holds the 64 MiB kernel matrices. The measurer's own few MiB
     /// are the floor of every figure (see `measurerFloor`).
@@ -58,7 +59,7 @@ enum Child {
         appendLog(log, "$ " + argv.joined(separator: " ") + "\n")
         let result = log + ".child"
         _ = unlink(result)
-        _ = try spawn([selfPath, "bench", "--measure-child", result, "--"] + argv, log: log)
+        _ = try spawn([selfPath, "--measure-child", result, "--"] + argv, log: log)
         guard let line = TextFile.read(result), var run = ChildRun(line: line) else {
             throw BenchError("no measurement of \(argv.joined(separator: " ")):\n" + tail(of: log))
         }
@@ -138,7 +139,8 @@ enum Child {
         return nil
     }
 
-    /// This program's own path (/proc/self/exe, else argv[0]), so that the benchmark times the binary it is.
+    /// This program's own path (/proc/self/exe, else argv[0]): the measurer it re-executes, and where quantd is
+    /// looked for.
     static var selfPath: String {
         var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
