@@ -1,3 +1,6 @@
+import QuantSystem
+import SystemPackage
+
 /// Why a job failed. `kind` tells the daemon what to do with the input:
 /// a bad input is quarantined, a transient failure is retried later.
 public struct EngineError: Error, Sendable, CustomStringConvertible {
@@ -8,7 +11,8 @@ public struct EngineError: Error, Sendable, CustomStringConvertible {
         case missingInput
         /// The output cannot be created: exists without --force, bad folder (73).
         case cannotCreateOutput
-        /// A read or write failed (74). Transient when errno is ENOSPC, EIO, EMFILE, ENFILE, ENOMEM.
+        /// A read or write failed (74). Transient when errno is one of `Errno.transient` (ENOSPC, EDQUOT, EIO,
+        /// EMFILE, ENFILE, ENOMEM).
         case io
         /// Invalid options (64).
         case usage
@@ -45,8 +49,7 @@ public struct EngineError: Error, Sendable, CustomStringConvertible {
     /// A failure worth retrying later: the input is fine, the machine was not.
     public var isTransient: Bool {
         guard kind == .io || kind == .cannotCreateOutput, let errno else { return false }
-        // ENOSPC 28, EIO 5, EMFILE 24, ENFILE 23, ENOMEM 12, EDQUOT 122
-        return [28, 5, 24, 23, 12, 122].contains(errno)
+        return Errno(rawValue: errno).isTransient
     }
 
     /// sysexits(3) code for the command line.
