@@ -1,6 +1,6 @@
 public import QuantSystem
 import SystemPackage
-import Foundation
+import FoundationEssentials
 
 
 /// The system layer's calls as the spool uses them: paths as the spool's strings (a folder joined with an

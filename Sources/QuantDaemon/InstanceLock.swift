@@ -1,6 +1,5 @@
 internal import QuantSystem
 import SystemPackage
-import Foundation
 
 /// `locks/<instance>.lock`, held with `flock(LOCK_EX)` for as long as a daemon runs. The kernel drops the
 /// lock when the process dies however it dies (SIGKILL, OOM, crash), so a lock file nobody holds belongs to a
@@ -35,7 +34,7 @@ final class InstanceLock {
                     try? descriptor.close()
                     return nil
                 }
-                Thread.sleep(forTimeInterval: 0.05)
+                FileSystem.sleep(seconds: 0.05)
             }
         } catch {
             try? descriptor.close()

@@ -1,6 +1,6 @@
 public import QuantSystem
 import SystemPackage
-import Foundation
+import FoundationEssentials
 import Logging
 import SafeTensors
 import Synchronization

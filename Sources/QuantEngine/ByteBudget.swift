@@ -1,3 +1,4 @@
+import QuantSystem
 /// A budget of bytes in flight, shared by every job of a process: a worker takes what its
 /// buffers need before it reads, and gives it back when its output is written.
 /// A request larger than the whole budget is granted alone (when nothing else is held),

@@ -78,14 +78,15 @@ public enum FileSystem {
         try listNames(path).sorted { $0.lexicographicallyPrecedes($1) }.map { String(decoding: $0, as: UTF8.self) }
     }
 
-    /// `mkdir`; an existing folder is fine when `existingOK`.
+    /// `mkdir`. With `existingOK`, EEXIST is not an error whatever is there: the caller looks at what it is (the
+    /// spool says "is a file, not a folder"; a file on the way of `makeDirectories` fails the next call).
     public static func makeDirectory(_ path: FilePath, mode: FilePermissions = [.ownerReadWriteExecute,
         .groupReadExecute, .otherReadExecute], existingOK: Bool = true) throws(SystemError)
     {
         let result = path.withPlatformString { mkdir($0, mode.rawValue) }
         guard result != 0 else { return }
         let code = Errno(rawValue: Glibc.errno)
-        if code == .fileExists && existingOK && kind(path) == .directory { return }
+        if code == .fileExists && existingOK { return }
         throw SystemError("mkdir", path: path, errno: code)
     }
 
@@ -177,7 +178,8 @@ public enum FileSystem {
         let count = try bytes.withUnsafeMutableBytes { buffer in
             Result { () throws(SystemError) in try descriptor.readFully(into: buffer, at: 0, path: path, allowShort: true) }
         }.get()
-        return Array(bytes[0..<count])
+        bytes.removeLast(bytes.count - count)
+        return bytes
     }
 
     /// Writes `bytes` to `path` through `temp` (default `path.tmp-<pid>`), fsynced, then renamed over `path`.
@@ -222,6 +224,13 @@ public enum FileSystem {
         return FilePath(platformString: resolved)
     }
 
+    /// The working directory (`getcwd`), nil when it cannot be read (removed, or too long).
+    public static func currentDirectory() -> FilePath? {
+        guard let cwd = getcwd(nil, 0) else { return nil }
+        defer { free(cwd) }
+        return FilePath(platformString: cwd)
+    }
+
     /// Whether this process may create and remove entries in the folder `path` (`access(W_OK | X_OK)`).
     public static func canWriteInto(_ path: FilePath) -> Bool {
         path.withPlatformString { access($0, W_OK | X_OK) == 0 }
@@ -235,6 +244,13 @@ public enum FileSystem {
 
     /// Online CPU cores (at least 1).
     public static var cores: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+
+    /// Sleeps for `seconds` (nanosleep, resumed where a signal interrupted it).
+    public static func sleep(seconds: Double) {
+        var request = timespec(tv_sec: Int(seconds), tv_nsec: Int((seconds - seconds.rounded(.down)) * 1e9))
+        var remaining = timespec()
+        while nanosleep(&request, &remaining) != 0 && Errno.current == .interrupted { request = remaining }
+    }
 
     /// Seconds on the monotonic clock, for deadlines.
     public static func monotonicSeconds() -> Double {

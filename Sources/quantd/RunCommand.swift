@@ -1,5 +1,6 @@
+import QuantSystem
 import ArgumentParser
-import Foundation
+import FoundationEssentials
 import QuantDaemon
 
 extension Quantd {
@@ -69,7 +70,6 @@ extension Quantd {
 /// `path` made absolute against the working directory, so that a reload finds the same files.
 func absolute(_ path: String) -> String {
     if path.hasPrefix("/") || path.isEmpty { return path }
-    guard let cwd = getcwd(nil, 0) else { return path }
-    defer { free(cwd) }
-    return String(cString: cwd) + "/" + path
+    guard let cwd = FileSystem.currentDirectory() else { return path }
+    return cwd.string + "/" + path
 }

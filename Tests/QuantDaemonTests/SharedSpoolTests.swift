@@ -99,6 +99,20 @@ struct SharedSpoolTests {
         #expect(try await live.waitForExit() == 0)
     }
 
+    @Test func aSpoolFolderThatIsAFileIsRefusedByName() async throws {
+        let scratch = try Scratch()
+        defer { scratch.cleanUp() }
+        let root = scratch.path + "/odd-spool"
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: false)
+        #expect(FileManager.default.createFile(atPath: root + "/incoming", contents: Data("not a folder".utf8)))
+        let daemon = try DaemonProcess(
+            arguments: ["run", "--spool", root] + Self.fast, scratch: scratch, logFile: scratch.path + "/odd.log")
+        defer { daemon.stop() }
+        #expect(try await daemon.waitForExit(timeout: 30) == 73)
+        let refusal = try await daemon.waitFor("start_failed")
+        #expect(refusal.first?["reason"] as? String == root + "/incoming is a file, not a folder")
+    }
+
     @Test func aSecondDaemonWithTheSameInstanceRefusesToStart() async throws {
         let scratch = try Scratch()
         defer { scratch.cleanUp() }
