@@ -70,14 +70,13 @@ public enum Engine {
         do throws(EngineError) {
             let threads = options.threads > 0 ? options.threads : Engine.cores
             let tracker = ProgressTracker(plans: plans, files: source.files, report: progress, clock: clock, start: t0)
-            let width = FileRuns.width(files: plans.count, threads: threads)
             let (files, plans) = (source.files, plans)
-            let perFile = try FileRuns.run(count: plans.count, width: width, cancel: cancel) {
-                (k, cancel) throws(EngineError) in
+            let perFile = try FileRuns.run(count: plans.count, threads: threads, cancel: cancel) {
+                (k, workers, cancel) throws(EngineError) in
                 let (file, plan) = (files[k], plans[k])
                 let out = try OutputFile.create(staging + "/" + plan.outputName, stage: "write", direct: true)
                 let pipeline = Pipeline(plan: plan, file: file, level: options.level,
-                                        threads: max(1, threads / width), budget: budget, cancel: cancel)
+                                        threads: workers, budget: budget, cancel: cancel)
                 let outcome = try pipeline.run(output: out) { tensors, bytes in
                     tracker.update(file: k, tensors: tensors, bytes: bytes)
                 }

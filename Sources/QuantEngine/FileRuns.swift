@@ -7,30 +7,38 @@ import Synchronization
 /// what runs beside it, so the bytes are the same whatever the thread count.
 enum FileRuns {
     /// Files in flight with `threads` workers: a file's serial chains (its writer hashing the output, its hasher
-    /// the input: one SHA-256 stream each, ~1.4 GB/s here) keep up with about two workers, so the workers are
-    /// dealt out in pairs, one file per pair; one file at a time below 3 threads.
-    static func width(files: Int, threads: Int) -> Int { max(1, min(files, (threads + 1) / 2)) }
+    /// the input: one SHA-256 stream each, ~1.4 GB/s here) keep up with about two workers, so one file runs per
+    /// pair of workers; one file at a time below 4 threads.
+    static func width(files: Int, threads: Int) -> Int { max(1, min(files, threads / 2)) }
 
-    /// Runs `body` for every index in `0..<count`, at most `width` at once (each on a thread of its own), in index
-    /// order of starting. The first failure cancels the others (through the flag handed to `body`, which is also
-    /// cancelled with `cancel`); once all have stopped it is thrown: the first that was not a cancellation.
+    /// The workers of lane `lane` of `width`: `threads` dealt out so that every thread has a lane.
+    static func workers(lane: Int, of width: Int, threads: Int) -> Int {
+        max(1, threads / width + (lane < threads % width ? 1 : 0))
+    }
+
+    /// Runs `body` for every index in `0..<count`, `width(files: count, threads:)` at once (each on a thread of its
+    /// own), in index order of starting, each with its lane's share of `threads` workers. The first failure cancels
+    /// the others (through the flag handed to `body`, which is also cancelled with `cancel`); once all have
+    /// stopped it is thrown: the first that was not a cancellation.
     static func run<R: Sendable>(
-        count: Int, width: Int, cancel: CancellationFlag?,
-        _ body: @escaping @Sendable (_ index: Int, _ cancel: CancellationFlag) throws(EngineError) -> R
+        count: Int, threads: Int, cancel: CancellationFlag?,
+        _ body: @escaping @Sendable (_ index: Int, _ workers: Int, _ cancel: CancellationFlag) throws(EngineError) -> R
     ) throws(EngineError) -> [R] {
         let shared = CancellationFlag(parent: cancel)
         let next = Atomic<Int>(0)
         let results = Mutex<[R?]>(Array(repeating: nil, count: count))
         let failures = Mutex<[EngineError]>([])
         let group = DispatchGroup()
-        for lane in 0..<max(1, min(width, count)) {
+        let lanes = width(files: count, threads: threads)
+        for lane in 0..<lanes {
+            let workers = workers(lane: lane, of: lanes, threads: threads)
             // Serial queues overcommit: each lane gets a thread, as the pipeline's workers do.
             DispatchQueue(label: "quantd.file.\(lane)").async(group: group) {
                 while !shared.isCancelled {
                     let index = next.add(1, ordering: .relaxed).oldValue
                     guard index < count else { return }
                     do throws(EngineError) {
-                        let result = try body(index, shared)
+                        let result = try body(index, workers, shared)
                         results.withLock { $0[index] = result }
                     } catch {
                         failures.withLock { $0.append(error) }

@@ -308,7 +308,9 @@ struct Setup {
         var runs: [[String: [UInt8]]] = []
         var records: [[Manifest.TensorRecord]] = []
         for threads in [1, 2, 5] {
-            #expect(FileRuns.width(files: shards, threads: threads) == [1: 1, 2: 1, 5: 3][threads])
+            let width = FileRuns.width(files: shards, threads: threads)
+            #expect(width == [1: 1, 2: 1, 5: 2][threads])
+            #expect((0..<width).map { FileRuns.workers(lane: $0, of: width, threads: threads) }.reduce(0, +) == threads)
             var o = QuantizeOptions()
             o.threads = threads
             let out = dir["out-\(threads)"]
