@@ -84,10 +84,6 @@ final class Pipeline: @unchecked Sendable {
     private let claimLock = Monitor()
     private var next = 0
     private var written = 0
-    /// Where each unit's source bytes begin: units read the file front to back (the writer hashes them in order).
-    private let sourceStarts: [Int]
-    /// How far read-ahead has been asked for (behind `claimLock`).
-    private var advisedUpTo = 0
     private var failure: EngineError?
     private var done: [UnitBuffers?]
     private var pool: [UnitBuffers] = []
@@ -103,11 +99,6 @@ final class Pipeline: @unchecked Sendable {
         self.window = 2 * self.threads + 2
         self.budget = budget
         self.cancel = cancel
-        var start = 0
-        sourceStarts = plan.units.map { unit in
-            defer { start += unit.inputBytes }
-            return start
-        }
         done = Array(repeating: nil, count: plan.units.count)
         finalStats = Array(repeating: nil, count: plan.tensors.count)
     }
@@ -196,24 +187,12 @@ final class Pipeline: @unchecked Sendable {
                 return failure == nil && next < plan.units.count ? next : nil
             }
             guard let index else { return nil }
-            readAhead(from: index)
             budget?.acquire(plan.units[index].budgetBytes)
             return monitor.withLock {
                 next = index + 1
                 return (index, pool.popLast() ?? UnitBuffers())
             }
         }
-    }
-
-    /// Asks the kernel for the source bytes of the units up to a window past `index`, so that on a cold cache
-    /// the disk reads ahead of the workers instead of between them (bounded: the page cache, not our memory).
-    /// Called with `claimLock` held.
-    private func readAhead(from index: Int) {
-        let last = min(index + window, plan.units.count - 1)
-        let end = sourceStarts[last] + plan.units[last].inputBytes
-        guard end > advisedUpTo else { return }
-        file.adviseWillNeed(max(advisedUpTo, sourceStarts[index])..<end)
-        advisedUpTo = end
     }
 
     private func state(_ tensor: Int) -> TensorState {

@@ -2,8 +2,7 @@ internal import CLinux
 internal import Glibc
 public import SystemPackage
 
-/// swift-system's `FileDescriptor` with the calls quantd needs and swift-system lacks (fsync, O_DIRECT, flock,
-/// fadvise), each throwing a `SystemError` that names the path. Reads and writes loop over short counts;
+/// swift-system's `FileDescriptor` with the calls quantd needs and swift-system lacks (fsync, O_DIRECT, flock), each throwing a `SystemError` that names the path. Reads and writes loop over short counts;
 /// swift-system retries them on EINTR.
 extension FileDescriptor {
     /// `open` with O_CLOEXEC always set.
@@ -108,11 +107,5 @@ extension FileDescriptor {
             throw SystemError("flock", path: path, errno: code)
         }
         return true
-    }
-
-    /// `posix_fadvise(WILLNEED)`: asks the kernel to start reading `length` bytes at `offset` now. Advice only:
-    /// a refusal changes nothing, so it is not reported.
-    public func adviseWillNeed(offset: Int, length: Int) {
-        _ = posix_fadvise(rawValue, off_t(offset), off_t(length), POSIX_FADV_WILLNEED)
     }
 }

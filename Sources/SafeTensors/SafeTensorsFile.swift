@@ -54,13 +54,6 @@ public final class SafeTensorsFile: Sendable {
         try Self.readFully(descriptor, into: buffer, at: header.dataStart + range.lowerBound, path: path)
     }
 
-    /// Asks the kernel to start reading `range` (absolute offsets) into the page cache now, so that a later
-    /// read finds it there: read-ahead for a cold cache. Advice only; nothing is reported.
-    public func adviseWillNeed(_ range: Range<Int>) {
-        guard !range.isEmpty else { return }
-        descriptor.adviseWillNeed(offset: range.lowerBound, length: range.count)
-    }
-
     /// The raw bytes of the file from `offset` (absolute), same rules.
     public func read(absoluteOffset offset: Int, into buffer: UnsafeMutableRawBufferPointer) throws(SafeTensorsError) {
         guard offset >= 0, offset <= fileSize - buffer.count else {
