@@ -93,7 +93,10 @@ let package = Package(
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization"]),
         .testTarget(
             name: "QuantEngineTests",
-            dependencies: ["QuantEngine", "Quantization", "Zstd", "SafeTensors", "TestSupport"]
+            dependencies: [
+                "QuantEngine", "Quantization", "Zstd", "SafeTensors", "QuantSystem", "TestSupport",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
         ),
         .testTarget(name: "QuantDaemonTests", dependencies: ["QuantDaemon", "QuantEngine", "QuantSystem"]),
         .testTarget(name: "EndToEndTests", dependencies: ["SafeTensors", "Zstd", "TestSupport"]),

@@ -322,10 +322,8 @@ public final class Daemon {
                 "reason": .string("out/\(stem) exists; nothing is overwritten"),
             ])
         }
-        logger.info("claimed", metadata: [
-            "job": .string(name), "claim": .string(spool.claimPath(name)),
-            "output": .string(spool.out + "/" + outputName), "bytes": .stringConvertible(sourceBytes),
-        ])
+        logger.info("claimed", metadata: JobEvents.claimed(name, claim: spool.claimPath(name),
+                                                            output: spool.out + "/" + outputName, bytes: sourceBytes))
         do {
             try spool.writeJournal(name, output: outputName)
         } catch {
@@ -341,7 +339,7 @@ public final class Daemon {
             name: name, input: spool.claimPath(name), output: spool.out + "/" + outputName,
             options: config.quantize, limits: config.limits, budget: budget, stagingTag: config.instance,
             cancel: job.cancel,
-            progress: ProgressLog(logger: logger, interval: config.progressSeconds, job: name),
+            progress: ProgressLog(logger: logger, interval: config.progressSeconds, job: name), logger: logger,
             completions: completions)
     }
 
@@ -354,18 +352,7 @@ public final class Daemon {
         switch completion.result {
         case .success(let manifest):
             admission.clear(name)
-            var figures: Logger.Metadata = [
-                "job": .string(name),
-                "output": .string(spool.out + "/" + job.outputName),
-                "source_bytes": .stringConvertible(manifest.totals.sourceBytes),
-                "compressed_bytes": .stringConvertible(manifest.totals.compressedBytes),
-                "ratio": .stringConvertible(manifest.totals.compressionRatio),
-                "seconds": .stringConvertible(manifest.timings.totalSeconds),
-                "tensors": .stringConvertible(manifest.totals.tensors),
-                "quantized": .stringConvertible(manifest.totals.quantized),
-            ]
-            if let worst = manifest.totals.worstTensor { figures["worst_tensor"] = .string(worst) }
-            if let sqnr = manifest.totals.worstSqnrDb { figures["worst_sqnr_db"] = .stringConvertible(sqnr) }
+            var figures = JobEvents.committed(name, output: spool.out + "/" + job.outputName, manifest: manifest)
             do {
                 let moved = try spool.finish(name, keepInput: config.keepInputs)
                 figures["input"] = .string(moved ?? "deleted")
@@ -380,10 +367,7 @@ public final class Daemon {
             logger.info("committed", metadata: figures)
             spool.removeJournal(name)
         case .failure(let error):
-            let failure: RetryPolicy.Failure = error.kind == .cancelled ? .cancelled
-                : error.isTransient ? .transient
-                : error.kind == .cannotCreateOutput && error.errno == Errno.fileExists.rawValue ? .outputExists : .permanent
-            switch retryPolicy.decide(failure, previousAttempts: admission.attempts(name)) {
+            switch retryPolicy.decide(RetryPolicy.Failure(error), previousAttempts: admission.attempts(name)) {
             case .requeue:
                 requeue(name, reason: "cancelled at shutdown", error: error, retry: nil)
             case .retry(let attempt, let delay):
@@ -407,17 +391,7 @@ public final class Daemon {
     }
 
     private func requeue(_ name: String, reason: String, error: EngineError, retry: (attempt: Int, delay: Double)?) {
-        var figures: Logger.Metadata = [
-            "job": .string(name), "reason": .string(reason), "stage": .string(error.stage),
-        ]
-        if let errno = error.errno {
-            figures["errno"] = .stringConvertible(Int(errno))
-            figures["error"] = .string(Errno(rawValue: errno).description)
-        }
-        if let retry {
-            figures["retry_in_seconds"] = .stringConvertible(retry.delay)
-            figures["attempt"] = .stringConvertible(retry.attempt)
-        }
+        var figures = JobEvents.requeued(name, reason: reason, error: error, retry: retry)
         do {
             let used = try spool.requeue(name)
             if used != name { figures["requeued_as"] = .string(used) }
@@ -434,11 +408,7 @@ public final class Daemon {
     }
 
     private func quarantine(raw: [UInt8], name: String, record: FailureRecord) {
-        var figures: Logger.Metadata = [
-            "job": .string(name), "reason": .string(record.reason), "kind": .string(record.kind),
-            "stage": .string(record.stage),
-        ]
-        if let tensor = record.tensor { figures["tensor"] = .string(tensor) }
+        var figures = JobEvents.failed(name, record: record)
         do {
             let used = try spool.quarantine(from: raw, as: name, record: record)
             figures["moved_to"] = .string(spool.failed + "/" + used)

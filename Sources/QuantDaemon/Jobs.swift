@@ -85,7 +85,7 @@ enum JobRunner {
     /// pushes the outcome to `completions`.
     static func start(
         name: String, input: String, output: String, options: QuantizeOptions, limits: HeaderLimits,
-        budget: ByteBudget, stagingTag: String, cancel: CancellationFlag, progress: ProgressLog,
+        budget: ByteBudget, stagingTag: String, cancel: CancellationFlag, progress: ProgressLog, logger: Logger,
         completions: CompletionQueue
     ) {
         DispatchQueue.global(qos: .utility).async {
@@ -95,6 +95,7 @@ enum JobRunner {
                 result = .success(try Engine.quantize(
                     input: input, output: output, options: options, limits: limits, budget: budget,
                     cancel: cancel, stagingTag: stagingTag, maxUnitBytes: budget.capacity, sourceName: name,
+                    resume: true, resumed: { logger.notice("resumed", metadata: JobEvents.resumed(name, output: output, report: $0)) },
                     progress: { progress.report($0) }))
             } catch {
                 result = .failure(error)

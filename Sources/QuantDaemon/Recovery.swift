@@ -15,6 +15,8 @@ struct RecoveryPlan: Equatable {
         var active: [String]
         var out: [String]
         var failed: [String]
+        /// Names waiting in incoming/: a staging folder of one of them is kept, for its job to resume.
+        var incoming: [String] = []
     }
 
     /// A claim `active/<owner>.<name>` of an owner taken back.
@@ -34,8 +36,11 @@ struct RecoveryPlan: Equatable {
     var orphanJournals: [Claim] = []
     /// Names in active/ to remove: journal temporaries (`.<owner>.<name>.job.tmp-*`) of the owners.
     var journalTemps: [String] = []
-    /// Staging folders in out/ of the owners (`.STEM.tmp-<owner>-N`), none of them committed.
+    /// Staging folders in out/ of the owners (`.STEM.tmp-<owner>-N`), none of them committed, to remove.
     var staging: [String] = []
+    /// Staging folders of the owners kept for the job that will resume in them: those of an input requeued
+    /// now or waiting in incoming/ (the engine takes a folder over only when its journal checks out).
+    var resumable: [String] = []
     /// Records half written in failed/ by the owners (`.NAME.error.json.tmp-<owner>`).
     var recordTemps: [String] = []
     /// Entries of failed/ without their record (at start only).
@@ -70,7 +75,14 @@ struct RecoveryPlan: Equatable {
                 journalTemps.append(name)
             }
         }
-        staging = facts.out.filter { name in Spool.stagingOwner(name).map(owners.contains) ?? false }
+        let jobs = Set((claims.map(\.name) + facts.incoming).map(Spool.stem))
+        for name in facts.out where Spool.stagingOwner(name).map(owners.contains) ?? false {
+            if let output = Self.stagingOutput(name), jobs.contains(output) || jobs.contains(Self.stem(ofOutput: output)) {
+                resumable.append(name)
+            } else {
+                staging.append(name)
+            }
+        }
         recordTemps = facts.failed.filter { name in
             guard name.hasPrefix("."), let marker = name.lastIndex(of: "."), name[marker...].hasPrefix(".tmp-")
             else { return false }
@@ -82,6 +94,21 @@ struct RecoveryPlan: Equatable {
                 !$0.hasPrefix(".") && !$0.hasSuffix(".error.json") && !names.contains($0 + ".error.json")
             }
         }
+    }
+
+    /// The output folder a staging folder `.OUTPUT.tmp-TAG-N` is built for.
+    static func stagingOutput(_ name: String) -> String? {
+        guard name.hasPrefix("."), let marker = name.ranges(of: ".tmp-").last,
+              marker.lowerBound > name.index(after: name.startIndex) else { return nil }
+        return String(name[name.index(after: name.startIndex)..<marker.lowerBound])
+    }
+
+    /// The input stem an output folder name comes from: `STEM`, or `STEM.N` when out/STEM was taken.
+    static func stem(ofOutput output: String) -> String {
+        guard let dot = output.lastIndex(of: "."), dot != output.startIndex,
+              output[output.index(after: dot)...].allSatisfy({ $0.isASCII && $0.isNumber }),
+              output.index(after: dot) != output.endIndex else { return output }
+        return String(output[..<dot])
     }
 
     /// The output folder a journal names: one non-empty name, no `/`; nil for anything else.

@@ -9,7 +9,7 @@ extension Spool.Recovery {
     }
 
     /// What recovery did, as the log tells it, in this order: `instance_dead`, `requeued`, `commit_recovered`,
-    /// `staging_removed`, `record_recovered`, `recovery_failed`.
+    /// `staging_removed`, `staging_kept`, `record_recovered`, `recovery_failed`.
     func lines(spool: Spool) -> [Line] {
         var lines: [Line] = []
         for owner in deadInstances {
@@ -35,6 +35,13 @@ extension Spool.Recovery {
         for name in removedStaging {
             lines.append(Line(level: .notice, event: "staging_removed", metadata: [
                 "path": .string(spool.out + "/" + name), "reason": .string("left by an interrupted job"),
+            ]))
+        }
+        for name in keptStaging {
+            lines.append(Line(level: .notice, event: "staging_kept", metadata: [
+                "path": .string(spool.out + "/" + name),
+                "reason": .string("left by an interrupted job that is queued again: it resumes from what its "
+                    + "journal proves finished"),
             ]))
         }
         for name in recordsWritten {

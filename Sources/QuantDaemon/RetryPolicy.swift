@@ -1,4 +1,7 @@
 import FoundationEssentials
+import QuantEngine
+import QuantSystem
+import SystemPackage
 
 /// What a failed job becomes: requeued as it is, retried after a delay, or quarantined. Transient failures
 /// (not the input's fault) wait `initialSeconds`, doubling with each attempt up to `maxSeconds`.
@@ -16,6 +19,14 @@ struct RetryPolicy: Equatable {
         case outputExists
         /// The input's fault: quarantined.
         case permanent
+
+        /// What a job's error is, for this policy.
+        init(_ error: EngineError) {
+            self = error.kind == .cancelled ? .cancelled
+                : error.isTransient ? .transient
+                : error.kind == .cannotCreateOutput && error.errno == Errno.fileExists.rawValue ? .outputExists
+                : .permanent
+        }
     }
 
     enum Decision: Equatable {

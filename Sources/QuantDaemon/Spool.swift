@@ -253,6 +253,8 @@ public struct Spool: Sendable {
         public var finished: [(owner: String, name: String, output: String, input: String?)] = []
         /// Staging folders left by a crash, removed.
         public var removedStaging: [String] = []
+        /// Staging folders left by a crash whose job is queued again, kept for it to resume.
+        public var keptStaging: [String] = []
         /// Entries of failed/ without a record (a crash between the move and the record), given one.
         public var recordsWritten: [String] = []
         /// Other instances found dead (their lock free) that had left claims or staging, now put right.
@@ -297,9 +299,10 @@ public struct Spool: Sendable {
             }
             let plan = RecoveryPlan(RecoveryPlan.Facts(
                 instance: instance, atStart: atStart, deadOwners: dead, active: claims, out: try names(out),
-                failed: try names(failed)))
+                failed: try names(failed), incoming: (try? names(incoming)) ?? []))
             owners = plan.owners
             recoverClaims(plan, keepInputs: keepInputs, into: &recovery)
+            recovery.keptStaging = plan.resumable
             for name in plan.staging {
                 do {
                     try FS.removeTree(out + "/" + name)
@@ -315,7 +318,7 @@ public struct Spool: Sendable {
             recovery.problems.append(error.description)
         }
         var touched = Set(recovery.requeued.map(\.owner) + recovery.finished.map(\.owner))
-        touched.formUnion(recovery.removedStaging.compactMap(Self.stagingOwner))
+        touched.formUnion((recovery.removedStaging + recovery.keptStaging).compactMap(Self.stagingOwner))
         recovery.deadInstances = RecoveryPlan.deadInstances(owners: owners, instance: instance, touched: touched)
         return recovery
     }

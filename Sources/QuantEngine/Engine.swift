@@ -4,6 +4,7 @@ import Quantization
 import SafeTensors
 import Synchronization
 import QuantSystem
+import SystemPackage
 
 /// The version written into every manifest and output header.
 public let quantdVersion = "0.1.0"
@@ -32,6 +33,12 @@ public enum Engine {
     /// refused as a bad input before anything is written; without it such a unit is granted the budget alone.
     /// `sourceName` is the name a single-file input had when it was dropped (the daemon's claim renames it): it names
     /// the output `NAME.zst` and the manifest's source. The shards of a folder keep their own names.
+    ///
+    /// With `resume`, a staging folder of `output` that an interrupted run left (nobody holds its lock) is taken
+    /// over: the files its journal proves finished are kept without reading their sources again, the rest are
+    /// done (`ResumeJournal`), and `resumed` is told what was kept. A failure that may pass (transient, or a
+    /// cancellation) then leaves the staging folder and its journal for the next attempt; any other removes it.
+    /// The output is byte for byte that of an uninterrupted run.
     public static func quantize(
         input: String,
         output: String,
@@ -43,6 +50,8 @@ public enum Engine {
         stagingTag: String? = nil,
         maxUnitBytes: Int? = nil,
         sourceName: String? = nil,
+        resume: Bool = false,
+        resumed: ((ResumeReport) -> Void)? = nil,
         progress: (@Sendable (Progress) -> Void)? = nil
     ) throws(EngineError) -> Manifest {
         let clock = ContinuousClock()
@@ -65,14 +74,28 @@ public enum Engine {
         if let maxUnitBytes { try checkUnits(plans, fit: maxUnitBytes) }
         let t1 = clock.now
 
-        let folder = try StagedFolder(final: final, tag: stagingTag, force: force)
+        let folder = try StagedFolder(final: final, tag: stagingTag, force: force, resume: resume)
         let staging = folder.path
         do throws(EngineError) {
             let threads = options.threads > 0 ? options.threads : Engine.cores
             let tracker = ProgressTracker(plans: plans, files: source.files, report: progress, clock: clock, start: t0)
             let (files, plans) = (source.files, plans)
-            let perFile = try FileRuns.run(count: plans.count, threads: threads, cancel: cancel) {
-                (k, workers, cancel) throws(EngineError) in
+            var journal: ResumeJournal?
+            var kept: [Int: ResumeJournal.Finished] = [:]
+            if resume {
+                let report: ResumeReport?
+                (journal, kept, report) = try ResumeJournal.open(
+                    staging: staging, adopted: folder.adopted, job: .init(options: options),
+                    outputs: plans.map(\.outputName), identities: try files.map(Self.identity))
+                if let report { resumed?(report) }
+                for (k, finished) in kept {
+                    tracker.update(file: k, tensors: plans[k].tensors.count, bytes: finished.source.size)
+                }
+            }
+            let todo = plans.indices.filter { kept[$0] == nil }
+            let done = try FileRuns.run(count: todo.count, threads: threads, cancel: cancel) {
+                [journal] (j, workers, cancel) throws(EngineError) in
+                let k = todo[j]
                 let (file, plan) = (files[k], plans[k])
                 let out = try OutputFile.create(staging + "/" + plan.outputName, stage: "write", direct: true)
                 let pipeline = Pipeline(plan: plan, file: file, level: options.level,
@@ -86,13 +109,19 @@ public enum Engine {
                                       reason: "changed while being read (\(outcome.inputSize) bytes hashed, "
                                         + "\(file.fileSize) expected)", stage: "quantize")
                 }
-                return (source: Manifest.SourceFile(file: plan.sourceName, size: file.fileSize,
-                                                    sha256: outcome.inputSHA256),
-                        output: Manifest.OutputFile(file: plan.outputName, source: plan.sourceName,
-                                                    size: outcome.outputSize, sha256: outcome.outputSHA256,
-                                                    rawSize: plan.outputRawSize, frames: outcome.frames),
-                        records: Self.records(plan, stats: outcome.tensorStats, options: options))
+                let finished = ResumeJournal.Finished(
+                    index: k, identity: try Self.identity(file),
+                    source: Manifest.SourceFile(file: plan.sourceName, size: file.fileSize, sha256: outcome.inputSHA256),
+                    output: Manifest.OutputFile(file: plan.outputName, source: plan.sourceName,
+                                                size: outcome.outputSize, sha256: outcome.outputSHA256,
+                                                rawSize: plan.outputRawSize, frames: outcome.frames),
+                    records: Self.records(plan, stats: outcome.tensorStats, options: options))
+                try journal?.record(finished)
+                return finished
             }
+            for (j, finished) in done.enumerated() { kept[todo[j]] = finished }
+            let perFile = plans.indices.map { kept[$0]! }
+            try journal?.remove()
             var sources = perFile.map(\.source)
             var outputs = perFile.map(\.output)
             let records = perFile.flatMap(\.records)
@@ -121,9 +150,17 @@ public enum Engine {
             try folder.commit()
             return manifest
         } catch {
-            folder.discard()
+            if resume && (error.isTransient || error.kind == .cancelled) { folder.release() } else { folder.discard() }
             throw error
         }
+    }
+
+    /// A source file's identity for the journal: what says it is still the file that was read.
+    private static func identity(_ file: SafeTensorsFile) throws(EngineError) -> ResumeJournal.Identity {
+        let entry = try Files.run("resume", missing: .missingInput) { () throws(SystemError) in
+            try FileSystem.entry(FilePath(file.path))
+        }
+        return .init(size: entry.size, mtimeNanoseconds: entry.mtimeNanoseconds, inode: entry.inode)
     }
 
     /// Refuses a plan holding a unit larger than `capacity` (the caller's memory budget): its buffers would be

@@ -1,14 +1,22 @@
 import QuantSystem
+import SystemPackage
 
 /// An output folder built beside its destination as `.NAME.tmp-TAG-RANDOM` and renamed into place only when
 /// complete, so that a reader sees the whole folder or nothing (`quantize`, `unpack`).
-struct StagedFolder {
+///
+/// Its owner holds an exclusive `flock` on it while working, so that a folder nobody holds was left by a process
+/// that died: with `resume`, such a folder holding a journal (`ResumeJournal`) is taken over instead of starting a
+/// new one, and the other dead ones of the same destination are removed.
+final class StagedFolder {
     /// Where the folder goes.
     let final: String
     /// Where it is built.
     let path: String
+    /// Whether `path` was left by an interrupted run and taken over.
+    let adopted: Bool
     private let parent: String
     private let force: Bool
+    private var lock: FileDescriptor?
 
     /// The destination without a trailing slash; refuses an unusable name, and an existing destination unless
     /// `force`. Called before any work, so a job that cannot commit fails at once.
@@ -27,13 +35,56 @@ struct StagedFolder {
 
     /// Creates the staging folder (and the destination's missing parents). `tag` names the claimant (the
     /// daemon's instance, else the pid), so that a daemon restarting beside others removes only its own.
-    init(final: String, tag: String?, force: Bool) throws(EngineError) {
+    init(final: String, tag: String?, force: Bool, resume: Bool = false) throws(EngineError) {
         self.final = final
         self.force = force
         parent = Path.directory(of: final)
-        path = "\(parent)/.\(Path.base(of: final)).tmp-\(tag ?? "\(FileSystem.processID)")-\(UInt32.random(in: 0...UInt32.max))"
         try Files.makeDirectories(parent, stage: "open")
+        if resume, let (found, lock) = try Self.takeOver(final: final, parent: parent) {
+            (path, self.lock, adopted) = (found, lock, true)
+            return
+        }
+        let prefix = "\(parent)/.\(Path.base(of: final)).tmp-"
+        path = prefix + "\(tag ?? "\(FileSystem.processID)")-\(UInt32.random(in: 0...UInt32.max))"
+        adopted = false
         try Files.makeDirectory(path, stage: "write")
+        lock = Self.lock(path)
+    }
+
+    deinit { try? lock?.close() }
+
+    /// An exclusive lock on the folder at `path`, nil when it is held (or the file system has no flock).
+    private static func lock(_ path: String) -> FileDescriptor? {
+        let folder = FilePath(path)
+        guard let fd = try? FileDescriptor.openFile(folder, .readOnly, options: [.directory, .noFollow]) else {
+            return nil
+        }
+        if (try? fd.lock(exclusive: true, wait: false, path: folder)) == true { return fd }
+        try? fd.close()
+        return nil
+    }
+
+    /// The staging folders of `final` that nobody holds (`.NAME.tmp-TAG-N`, TAG without a `.`): the first holding a
+    /// journal is taken over, locked; the others are removed.
+    private static func takeOver(final: String, parent: String) throws(EngineError)
+        -> (path: String, lock: FileDescriptor)?
+    {
+        let prefix = ".\(Path.base(of: final)).tmp-"
+        var taken: (path: String, lock: FileDescriptor)?
+        for name in try Files.list(parent, stage: "open") where name.hasPrefix(prefix) {
+            let tag = name.dropFirst(prefix.count)
+            guard !tag.contains("."), let dash = tag.lastIndex(of: "-"),
+                  tag[tag.index(after: dash)...].allSatisfy({ $0.isASCII && $0.isNumber }) else { continue }
+            let path = parent + "/" + name
+            guard Files.kind(path) == .directory, let lock = lock(path) else { continue }
+            if taken == nil && Files.kind(path + "/" + ResumeJournal.folderName + "/job.json") == .file {
+                taken = (path, lock)
+            } else {
+                Files.removeTree(path)
+                try? lock.close()
+            }
+        }
+        return taken
     }
 
     /// fsyncs the staging folder, renames it into place and fsyncs the parent. Without `force` an output that
@@ -56,8 +107,18 @@ struct StagedFolder {
             }
         }
         try Files.sync(parent, stage: "commit")
+        release()
     }
 
     /// Removes the staging folder and everything in it.
-    func discard() { Files.removeTree(path) }
+    func discard() {
+        Files.removeTree(path)
+        release()
+    }
+
+    /// Lets go of the folder, left in place for a later run to resume.
+    func release() {
+        try? lock?.close()
+        lock = nil
+    }
 }

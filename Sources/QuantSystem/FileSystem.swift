@@ -13,12 +13,14 @@ public struct Entry: Sendable, Equatable {
     public var size: Int
     public var mtimeNanoseconds: Int
     public var device: UInt
+    public var inode: UInt64
 
-    public init(kind: Kind, size: Int, mtimeNanoseconds: Int, device: UInt) {
+    public init(kind: Kind, size: Int, mtimeNanoseconds: Int, device: UInt, inode: UInt64 = 0) {
         self.kind = kind
         self.size = size
         self.mtimeNanoseconds = mtimeNanoseconds
         self.device = device
+        self.inode = inode
     }
 
     init(_ status: Stat) {
@@ -35,6 +37,7 @@ public struct Entry: Sendable, Equatable {
         size = Int(status.size)
         mtimeNanoseconds = Int(status.st_mtim.tv_sec) * 1_000_000_000 + Int(status.st_mtim.tv_nsec)
         device = UInt(status.deviceID.rawValue)
+        inode = UInt64(status.inode.rawValue)
     }
 }
 

@@ -81,6 +81,10 @@ struct Quantize: ParsableCommand {
     @Flag(help: "Replace OUTDIR if it exists.")
     var force = false
 
+    @Flag(help: ArgumentHelp("Start afresh even where an interrupted run of OUTDIR left finished files behind (by "
+                             + "default they are checked against their journal and kept)."))
+    var noResume = false
+
     func run() throws {
         // The ranges are checked once, by the engine (`QuantizeOptions.validate`), for flags and daemon keys alike.
         var options = QuantizeOptions(scheme: scheme)
@@ -104,7 +108,18 @@ struct Quantize: ParsableCommand {
         let name = input.split(separator: "/").last.map(String.init) ?? input
         let manifest: Manifest
         do {
-            manifest = try Engine.quantize(input: resolved, output: output, options: options, force: force) { p in
+            manifest = try Engine.quantize(
+                input: resolved, output: output, options: options, force: force, resume: !noResume,
+                resumed: { report in
+                    Terminal.endStatus()
+                    var line = "quantd: resumed \(output) from an interrupted run: kept \(report.kept.count) of "
+                        + "\(report.kept.count + report.redo.count) files (\(Format.bytes(report.keptSourceBytes)) of "
+                        + "input not read again)"
+                    if !report.kept.isEmpty { line += ": " + report.kept.joined(separator: ", ") }
+                    FileSystem.printError(line)
+                    for why in report.distrusted { FileSystem.printError("quantd: not kept: \(why)") }
+                }
+            ) { p in
                 var line = "quantizing \(name): \(p.tensorsDone)/\(p.tensorsTotal) tensors, "
                     + "\(Format.bytes(p.bytesDone))/\(Format.bytes(p.bytesTotal)), "
                     + "\(Format.fixed(p.bytesPerSecond / 1e6, 0)) MB/s"

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import QuantDaemon
+import QuantEngine
 
 @Suite("Admission, retry policy and the retry state file")
 struct AdmissionTests {
@@ -54,6 +55,18 @@ struct AdmissionTests {
         #expect(policy.decide(.transient, previousAttempts: 5) == .retry(attempt: 6, delaySeconds: 10))
         #expect(policy.decide(.outputExists, previousAttempts: 1) == .retry(attempt: 2, delaySeconds: 0))
         #expect(policy.decide(.permanent, previousAttempts: 3) == .quarantine)
+    }
+
+    @Test func engineErrorsAreClassifiedForTheRetryPolicy() {
+        func error(_ kind: EngineError.Kind, errno: Int32? = nil) -> EngineError {
+            EngineError(kind, file: "f", reason: "r", errno: errno, stage: "write")
+        }
+        #expect(RetryPolicy.Failure(error(.cancelled)) == .cancelled)
+        #expect(RetryPolicy.Failure(error(.io, errno: 28)) == .transient, "ENOSPC passes")
+        #expect(RetryPolicy.Failure(error(.io, errno: 5)) == .transient, "EIO may pass")
+        #expect(RetryPolicy.Failure(error(.cannotCreateOutput, errno: 17)) == .outputExists)
+        #expect(RetryPolicy.Failure(error(.cannotCreateOutput, errno: 13)) == .permanent)
+        #expect(RetryPolicy.Failure(error(.badInput)) == .permanent)
     }
 
     /// Written at monotonic 100 (Unix 1000), read after a restart at monotonic 5 (Unix 1010): 20 s are left.

@@ -246,7 +246,9 @@ struct EngineJobTests {
         try await daemon.waitFor("committed", timeout: 90)
         let lines = try daemon.lines()
         #expect(lines.filter { $0["event"] as? String == "requeued" }.count >= 2)
-        #expect(lines.contains { $0["event"] as? String == "staging_removed" })
+        // The staging folder of the killed job is kept for it and taken over (nothing in it was finished: one file).
+        #expect(lines.contains { $0["event"] as? String == "staging_kept" })
+        #expect(lines.contains { $0["event"] as? String == "resumed" && $0["kept"] as? Int == 0 })
         try expectCommitted(scratch, "big")
         #expect(scratch.names("out") == ["big"])
         #expect(scratch.names("done") == ["big.safetensors"])

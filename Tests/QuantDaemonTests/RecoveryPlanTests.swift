@@ -39,9 +39,25 @@ struct RecoveryPlanTests {
         #expect(plan.claims == [.init(owner: "gone", claim: "gone.z.safetensors", name: "z.safetensors")])
         #expect(plan.orphanJournals == [.init(owner: "gone", claim: "gone.q", name: "q")])
         #expect(plan.journalTemps.isEmpty)
-        #expect(plan.staging == [".z.tmp-gone-5"])
+        #expect(plan.staging.isEmpty && plan.resumable == [".z.tmp-gone-5"], "z goes back to incoming: it resumes")
         #expect(plan.recordTemps == [".b4.error.json.tmp-gone"])
         #expect(plan.missingRecords.isEmpty, "records are put right at start only")
+    }
+
+    /// The staging folder of a claim going back to incoming/, or of an entry waiting there, is kept for its job
+    /// to resume in (the engine checks its journal); the owner's others are removed.
+    @Test func stagingOfAJobQueuedAgainIsKeptForItToResume() {
+        let plan = RecoveryPlan(RecoveryPlan.Facts(
+            instance: "me", atStart: true, deadOwners: ["gone"],
+            active: ["me.model.safetensors", "gone.folder"],
+            out: [".model.tmp-me-1", ".folder.2.tmp-gone-7", ".waiting.tmp-me-3", ".old.tmp-me-4",
+                  ".v1.2.tmp-me-5", ".model.tmp-other-9"],
+            failed: [], incoming: ["waiting.safetensors", "v1.2.safetensors"]))
+        #expect(plan.resumable == [".model.tmp-me-1", ".folder.2.tmp-gone-7", ".waiting.tmp-me-3", ".v1.2.tmp-me-5"])
+        #expect(plan.staging == [".old.tmp-me-4"], "nothing is queued for it")
+        #expect(RecoveryPlan.stagingOutput(".a.b.tmp-x.tmp-me-12") == "a.b.tmp-x")
+        #expect(RecoveryPlan.stagingOutput(".tmp-me-1") == nil && RecoveryPlan.stagingOutput("x.tmp-me-1") == nil)
+        #expect(RecoveryPlan.stem(ofOutput: "model.12") == "model" && RecoveryPlan.stem(ofOutput: "model.") == "model.")
     }
 
     @Test func deadInstancesAreThoseWhoseLeftoversWereTakenBack() {

@@ -1,0 +1,241 @@
+import Dispatch
+@testable import QuantEngine
+import QuantSystem
+import SafeTensors
+import SystemPackage
+import Testing
+import TestSupport
+
+/// A job interrupted after some of its files resumes from its staging folder: what the journal proves finished is
+/// kept (not read or written again), the rest is done, and the output is byte for byte an uninterrupted run's.
+@Suite("Resume from a staging folder")
+struct ResumeTests {
+    static let shards = 6
+
+    /// A 6-shard folder (about 0.5 MB a shard, one work unit each: a cancellation lands between shards) with its
+    /// index, made once; each test gets a copy of its own (`folder`).
+    static let master: TempDir = {
+        let dir = TempDir("quantd-resume-master")
+        let input = dir["model"]
+        _ = Shell.run("/bin/mkdir", [input])
+        var rng = SeededRandom(seed: 21)
+        var map: [(String, String)] = []
+        for k in 1...shards {
+            var c = Checkpoint()
+            let name = "model-\(k)-of-\(shards).safetensors"
+            c.addRandom("layer\(k).weight", shape: [128 + 16 * k, 768], rng: &rng)
+            c.addRandom("layer\(k).bias", shape: [768], rng: &rng)
+            try! c.write(to: input + "/" + name)
+            map += [("layer\(k).weight", name), ("layer\(k).bias", name)]
+        }
+        try! TempDir.write(ShardIndex.encode(totalSize: 0, weightMap: map), to: input + "/model.safetensors.index.json")
+        return dir
+    }()
+
+    static func folder(_ dir: TempDir) throws -> String {
+        let copy = Shell.run("/bin/cp", ["-r", master["model"], dir["model"]])
+        guard copy.status == 0 else { throw TestError("cp: \(copy.stderr)") }
+        return dir["model"]
+    }
+
+    /// The uninterrupted output of `folder`, made once.
+    static let reference: (files: [String: [UInt8]], manifest: Manifest) = {
+        let dir = TempDir("quantd-resume-ref")
+        defer { dir.remove() }
+        let input = try! folder(dir)
+        _ = try! Engine.quantize(input: input, output: dir["ref"], options: options(threads: 2))
+        return try! contents(dir["ref"])
+    }()
+
+    static func options(threads: Int) -> QuantizeOptions {
+        var o = QuantizeOptions()
+        o.threads = threads
+        return o
+    }
+
+    /// Every file of an output folder but the manifest, and the manifest without its clock fields.
+    static func contents(_ out: String) throws -> (files: [String: [UInt8]], manifest: Manifest) {
+        var files: [String: [UInt8]] = [:]
+        for name in TempDir.list(out) where name != "manifest.json" { files[name] = try TempDir.read(out + "/" + name) }
+        var manifest = try Manifest.decode(try TempDir.read(out + "/manifest.json"))
+        manifest.startedAt = ""
+        manifest.finishedAt = ""
+        manifest.timings = .init(planSeconds: 0, quantizeSeconds: 0, commitSeconds: 0, totalSeconds: 0)
+        return (files, manifest)
+    }
+
+    static func stagingFolders(of out: String) -> [String] {
+        let parent = Path.directory(of: out)
+        return TempDir.list(parent).filter { $0.hasPrefix("." + Path.base(of: out) + ".tmp-") }.map { parent + "/" + $0 }
+    }
+
+    /// Runs the job on one thread and cancels it once `files` files are journaled: it fails as cancelled and
+    /// leaves its staging folder, whose path is returned.
+    static func interrupt(_ input: String, _ out: String, after files: Int) throws -> String {
+        let cancel = CancellationFlag()
+        let watching = CancellationFlag()
+        DispatchQueue.global().async {
+            while !watching.isCancelled {
+                let journaled = stagingFolders(of: out).first.map {
+                    TempDir.list($0 + "/" + ResumeJournal.folderName).filter { $0.hasPrefix("file-") }.count
+                } ?? 0
+                if journaled >= files {
+                    cancel.cancel()
+                    return
+                }
+                FileSystem.sleep(seconds: 0.001)
+            }
+        }
+        defer { watching.cancel() }
+        #expect {
+            try Engine.quantize(input: input, output: out, options: options(threads: 1), cancel: cancel, resume: true)
+        } throws: { e in (e as! EngineError).kind == .cancelled }
+        let staging = stagingFolders(of: out)
+        #expect(staging.count == 1, "the cancelled job leaves its staging folder")
+        return try #require(staging.first)
+    }
+
+    static func resume(_ input: String, _ out: String) throws -> ResumeReport {
+        let report = Box()
+        _ = try Engine.quantize(input: input, output: out, options: options(threads: 2), resume: true,
+                                resumed: { report.value = $0 })
+        return try #require(report.value)
+    }
+
+    final class Box: @unchecked Sendable { var value: ResumeReport? }
+
+    @Test("an interrupted job keeps its finished shards untouched and commits the same bytes")
+    func resumeKeepsFinishedShards() throws {
+        let dir = TempDir("quantd-resume")
+        defer { dir.remove() }
+        let input = try Self.folder(dir)
+        let reference = Self.reference
+
+        let out = dir["out"]
+        let staging = try Self.interrupt(input, out, after: 2)
+        let journaled = TempDir.list(staging + "/" + ResumeJournal.folderName).filter { $0.hasPrefix("file-") }
+        #expect(journaled.count >= 2 && journaled.count < Self.shards, "\(journaled)")
+        var before: [String: Entry] = [:]
+        for k in 1...journaled.count {
+            let name = "model-\(k)-of-\(Self.shards).safetensors.zst"
+            before[name] = try FileSystem.entry(FilePath(staging + "/" + name))
+        }
+
+        let report = try Self.resume(input, out)
+        #expect(Set(report.kept) == Set(before.keys), "kept what the journal proved finished")
+        #expect(report.kept.count + report.redo.count == Self.shards && report.distrusted.isEmpty)
+        #expect(report.keptSourceBytes > 0)
+        let resumed = try Self.contents(out)
+        #expect(resumed.files == reference.files, "byte for byte the uninterrupted output")
+        #expect(resumed.manifest == reference.manifest)
+        #expect(!TempDir.exists(out + "/" + ResumeJournal.folderName) && Self.stagingFolders(of: out).isEmpty)
+        for (name, entry) in before {
+            let after = try FileSystem.entry(FilePath(out + "/" + name))
+            #expect(after.inode == entry.inode && after.mtimeNanoseconds == entry.mtimeNanoseconds,
+                    "\(name) was kept as written, not written again")
+        }
+        #expect(Verifier.verify(out).ok)
+    }
+
+    /// What is done to the first shard's leftovers before resuming, and what the report must say of it.
+    enum Tamper: CaseIterable {
+        case truncatedOutput, changedOutputByte, changedJournalByte, truncatedJournal, touchedSource
+
+        func apply(staging: String, input: String) throws {
+            let output = staging + "/model-1-of-\(ResumeTests.shards).safetensors.zst"
+            let entry = staging + "/" + ResumeJournal.folderName + "/file-0.json"
+            switch self {
+            case .truncatedOutput:
+                let bytes = try TempDir.read(output)
+                try TempDir.write(Array(bytes.prefix(bytes.count - 100)), to: output)
+            case .changedOutputByte: try Self.flip(output, at: 5000)
+            case .changedJournalByte:
+                // A figure of a tensor record: the entry still decodes, only its checksum tells.
+                let text = String(decoding: try TempDir.read(entry), as: UTF8.self)
+                let at = try #require(text.utf8.firstIndex(of: UInt8(ascii: "7")))
+                try Self.flip(entry, at: text.utf8.distance(from: text.utf8.startIndex, to: at), to: UInt8(ascii: "8"))
+            case .truncatedJournal:
+                let bytes = try TempDir.read(entry)
+                try TempDir.write(Array(bytes.prefix(bytes.count / 2)), to: entry)
+            case .touchedSource:
+                let shard = input + "/model-1-of-\(ResumeTests.shards).safetensors"
+                try TempDir.write(try TempDir.read(shard), to: shard + ".copy")
+                _ = Shell.run("/bin/mv", ["-f", shard + ".copy", shard])
+            }
+        }
+
+        var says: String {
+            switch self {
+            case .truncatedOutput: "bytes on disk"
+            case .changedOutputByte: "sha256 on disk differs"
+            case .changedJournalByte: "does not match its checksum"
+            case .truncatedJournal: "cut short"
+            case .touchedSource: "its source changed"
+            }
+        }
+
+        static func flip(_ path: String, at offset: Int, to value: UInt8? = nil) throws {
+            var bytes = try TempDir.read(path)
+            bytes[offset] = value ?? ~bytes[offset]
+            try TempDir.write(bytes, to: path)
+        }
+    }
+
+    @Test("a kept shard or journal entry that was tampered with is not trusted: that shard is redone",
+          arguments: Tamper.allCases)
+    func tamperedLeftoversAreRedone(_ tamper: Tamper) throws {
+        let dir = TempDir("quantd-resume-tamper")
+        defer { dir.remove() }
+        let input = try Self.folder(dir)
+        let reference = Self.reference
+        let out = dir["out"]
+        let staging = try Self.interrupt(input, out, after: 2)
+        try tamper.apply(staging: staging, input: input)
+
+        let report = try Self.resume(input, out)
+        let first = "model-1-of-\(Self.shards).safetensors.zst"
+        #expect(!report.kept.contains(first) && report.redo.contains(first))
+        #expect(report.kept.contains("model-2-of-\(Self.shards).safetensors.zst"), "the other shard is still kept")
+        #expect(report.distrusted.count == 1 && report.distrusted[0].hasPrefix(first + ": ")
+                && report.distrusted[0].contains(tamper.says), "\(report.distrusted)")
+        let resumed = try Self.contents(out)
+        #expect(resumed.files == reference.files && resumed.manifest == reference.manifest)
+    }
+
+    @Test("a staging folder left by a job with other options is emptied and the job starts afresh")
+    func otherOptionsStartAfresh() throws {
+        let dir = TempDir("quantd-resume-options")
+        defer { dir.remove() }
+        let input = try Self.folder(dir)
+        let out = dir["out"]
+        _ = try Self.interrupt(input, out, after: 2)
+        var other = Self.options(threads: 2)
+        other.level = 5
+        let report = Box()
+        _ = try Engine.quantize(input: input, output: out, options: other, resume: true, resumed: { report.value = $0 })
+        #expect(report.value?.kept == [] && report.value?.redo.count == Self.shards)
+        #expect(report.value?.distrusted.first?.contains("other options") == true)
+        #expect(Verifier.verify(out).ok && Self.stagingFolders(of: out).isEmpty)
+        _ = try Engine.quantize(input: input, output: dir["ref"], options: other)
+        #expect(try Self.contents(out).files == Self.contents(dir["ref"]).files)
+    }
+
+    @Test("a staging folder whose owner still holds it is neither taken over nor removed")
+    func aLiveStagingFolderIsLeftAlone() throws {
+        let dir = TempDir("quantd-resume-live")
+        defer { dir.remove() }
+        let input = try Self.folder(dir)
+        let out = dir["out"]
+        let staging = try Self.interrupt(input, out, after: 2)
+        // Held as a running job holds it.
+        let held = try FileDescriptor.openFile(FilePath(staging), .readOnly, options: [.directory])
+        defer { try? held.close() }
+        #expect(try held.lock(exclusive: true, wait: false, path: nil))
+        let report = Box()
+        _ = try Engine.quantize(input: input, output: out, options: Self.options(threads: 2), resume: true,
+                                resumed: { report.value = $0 })
+        #expect(report.value == nil, "nothing taken over")
+        #expect(Self.stagingFolders(of: out) == [staging], "the held folder is still there")
+        #expect(Verifier.verify(out).ok)
+    }
+}

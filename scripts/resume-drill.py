@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""The resume drill behind the README's figure: a daemon SIGKILLed at a fraction of a sharded job, restarted, and
+timed to its commit, against the same job uninterrupted; the two outputs compared byte for byte.
+
+    scripts/resume-drill.py QUANTD INPUT_FOLDER [--at 0.7] [--threads 0] [--rounds 1]
+
+INPUT_FOLDER (e.g. from scripts/make-sharded.py /tmp/sh4 --gib 2.1 --shards 4) is dropped into each spool as hard
+links, so nothing is copied. Whole job: from the daemon's start to its `committed` line, uninterrupted. After the
+kill: from the second daemon's start to its `committed` line. Exits 1 when the outputs differ."""
+import argparse, json, os, shutil, signal, subprocess, sys, tempfile, time
+
+
+def wait_for(log, event, proc, timeout=600):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.path.exists(log):
+            with open(log) as f:
+                for line in f:
+                    try:
+                        entry = json.loads(line)
+                    except ValueError:
+                        continue
+                    if entry.get("event") == event:
+                        return entry, time.monotonic()
+        if proc.poll() is not None:
+            sys.exit(f"quantd exited ({proc.returncode}) before '{event}'; log: {log}")
+        time.sleep(0.01)
+    sys.exit(f"no '{event}' within {timeout} s; log: {log}")
+
+
+def start(quantd, spool, log, threads):
+    return subprocess.Popen([quantd, "run", "--spool", spool, "--settle-seconds", "0", "--threads", str(threads),
+                             "--set", "instance=drill", "--log-file", log],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def drop(source, spool):
+    incoming = os.path.join(spool, "incoming")
+    os.makedirs(incoming, exist_ok=True)
+    temp = os.path.join(incoming, ".model.tmp")
+    shutil.copytree(source, temp, copy_function=os.link)
+    os.rename(temp, os.path.join(incoming, "model"))
+
+
+def contents(folder):
+    out = {}
+    for name in sorted(os.listdir(folder)):
+        with open(os.path.join(folder, name), "rb") as f:
+            data = f.read()
+        if name == "manifest.json":
+            m = json.loads(data)
+            for key in ("started_at", "finished_at", "timings"):
+                m.pop(key, None)
+            data = json.dumps(m, sort_keys=True).encode()
+        out[name] = data
+    return out
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("quantd")
+    p.add_argument("input")
+    p.add_argument("--at", type=float, default=0.7)
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--rounds", type=int, default=1)
+    a = p.parse_args()
+    work = tempfile.mkdtemp(prefix="quantd-drill-", dir=os.path.dirname(os.path.abspath(a.input)))
+    try:
+        spool = os.path.join(work, "whole")
+        t0 = time.monotonic()
+        proc = start(a.quantd, spool, spool + ".log", a.threads)
+        drop(a.input, spool)
+        committed, t1 = wait_for(spool + ".log", "committed", proc)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait()
+        whole = t1 - t0
+        reference = contents(os.path.join(spool, "out", "model"))
+        print(f"whole job: {whole:.2f} s from start to committed (engine {float(committed['seconds']):.2f} s)")
+        same = True
+        for r in range(a.rounds):
+            spool = os.path.join(work, f"killed{r}")
+            t0 = time.monotonic()
+            proc = start(a.quantd, spool, spool + ".log", a.threads)
+            drop(a.input, spool)
+            time.sleep(max(0.0, a.at * whole - (time.monotonic() - t0)))
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            t2 = time.monotonic()
+            proc = start(a.quantd, spool, spool + ".restart.log", a.threads)
+            resumed, _ = wait_for(spool + ".restart.log", "resumed", proc)
+            _, t3 = wait_for(spool + ".restart.log", "committed", proc)
+            proc.send_signal(signal.SIGTERM)
+            proc.wait()
+            output = contents(os.path.join(spool, "out", "model"))
+            identical = output == reference
+            same = same and identical
+            print(f"killed at {a.at:.0%} ({a.at * whole:.2f} s): restart to committed {t3 - t2:.2f} s = "
+                  f"{(t3 - t2) / whole:.2f} of the whole job; kept {resumed['kept']} of {resumed['files']} files "
+                  f"({resumed['kept_files'] or '-'}); output identical: {'yes' if identical else 'NO'}")
+        return 0 if same else 1
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
