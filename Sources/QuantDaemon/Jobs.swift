@@ -95,7 +95,7 @@ enum JobRunner {
                 result = .success(try Engine.quantize(
                     input: input, output: output, options: options, limits: limits, budget: budget,
                     cancel: cancel, stagingTag: stagingTag, maxUnitBytes: budget.capacity, sourceName: name,
-                    resume: true, resumed: { logger.notice("resumed", metadata: JobEvents.resumed(name, output: output, report: $0)) },
+                    resume: ResumePolicy(), resumed: { logger.notice("resumed", metadata: JobEvents.resumed(name, output: output, report: $0)) },
                     progress: { progress.report($0) }))
             } catch {
                 result = .failure(error)

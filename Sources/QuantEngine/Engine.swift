@@ -35,8 +35,8 @@ public enum Engine {
     /// the output `NAME.zst` and the manifest's source. The shards of a folder keep their own names.
     ///
     /// With `resume`, a staging folder of `output` that an interrupted run left (nobody holds its lock) is taken
-    /// over: the files its journal proves finished are kept without reading their sources again, the rest are
-    /// done (`ResumeJournal`), and `resumed` is told what was kept. A failure that may pass (transient, or a
+    /// over: the files its journal proves finished are kept without reading their sources again, a large file is
+    /// taken up at its last checkpoint, the rest are done (`ResumeJournal`), and `resumed` is told what was kept. A failure that may pass (transient, or a
     /// cancellation) then leaves the staging folder and its journal for the next attempt; any other removes it.
     /// The output is byte for byte that of an uninterrupted run.
     public static func quantize(
@@ -50,7 +50,7 @@ public enum Engine {
         stagingTag: String? = nil,
         maxUnitBytes: Int? = nil,
         sourceName: String? = nil,
-        resume: Bool = false,
+        resume: ResumePolicy? = nil,
         resumed: ((ResumeReport) -> Void)? = nil,
         progress: (@Sendable (Progress) -> Void)? = nil
     ) throws(EngineError) -> Manifest {
@@ -74,32 +74,48 @@ public enum Engine {
         if let maxUnitBytes { try checkUnits(plans, fit: maxUnitBytes) }
         let t1 = clock.now
 
-        let folder = try StagedFolder(final: final, tag: stagingTag, force: force, resume: resume)
+        let folder = try StagedFolder(final: final, tag: stagingTag, force: force, resume: resume != nil)
         let staging = folder.path
         do throws(EngineError) {
             let threads = options.threads > 0 ? options.threads : Engine.cores
             let tracker = ProgressTracker(plans: plans, files: source.files, report: progress, clock: clock, start: t0)
             let (files, plans) = (source.files, plans)
             var journal: ResumeJournal?
-            var kept: [Int: ResumeJournal.Finished] = [:]
-            if resume {
-                let report: ResumeReport?
-                (journal, kept, report) = try ResumeJournal.open(
+            var found = ResumeJournal.Found()
+            let identities = resume == nil ? [] : try files.map(Self.identity)
+            if resume != nil {
+                (journal, found) = try ResumeJournal.open(
                     staging: staging, adopted: folder.adopted, job: .init(options: options),
-                    outputs: plans.map(\.outputName), identities: try files.map(Self.identity))
-                if let report { resumed?(report) }
-                for (k, finished) in kept {
+                    outputs: plans.map(\.outputName), identities: identities)
+                if let report = found.report { resumed?(report) }
+                for (k, finished) in found.finished {
                     tracker.update(file: k, tensors: plans[k].tensors.count, bytes: finished.source.size)
                 }
             }
+            var kept = found.finished
             let todo = plans.indices.filter { kept[$0] == nil }
+            let partial = found.partial
             let done = try FileRuns.run(count: todo.count, threads: threads, cancel: cancel) {
                 [journal] (j, workers, cancel) throws(EngineError) in
                 let k = todo[j]
                 let (file, plan) = (files[k], plans[k])
-                let out = try OutputFile.create(staging + "/" + plan.outputName, stage: "write", direct: true)
-                let pipeline = Pipeline(plan: plan, file: file, level: options.level,
-                                        threads: workers, budget: budget, cancel: cancel)
+                let path = staging + "/" + plan.outputName
+                let out: OutputFile
+                if let c = partial[k]?.checkpoint {
+                    out = try Files.run("resume") { () throws(SystemError) in
+                        try OutputFile(resuming: FilePath(path), durable: c.durable, tail: c.tail, direct: true)
+                    }
+                } else {
+                    out = try OutputFile.create(path, stage: "write", direct: true)
+                }
+                var checkpoints: (every: Int, save: (FileCheckpoint) throws(EngineError) -> Void)?
+                if let journal, let resume, file.fileSize >= resume.frameResumeBytes {
+                    checkpoints = (resume.checkpointBytes, { (c: FileCheckpoint) throws(EngineError) in
+                        try journal.record(checkpoint: c, index: k, identity: identities[k], output: plan.outputName)
+                    })
+                }
+                let pipeline = Pipeline(plan: plan, file: file, level: options.level, threads: workers, budget: budget,
+                                        cancel: cancel, from: partial[k], checkpoints: checkpoints)
                 let outcome = try pipeline.run(output: out) { tensors, bytes in
                     tracker.update(file: k, tensors: tensors, bytes: bytes)
                 }
@@ -150,7 +166,7 @@ public enum Engine {
             try folder.commit()
             return manifest
         } catch {
-            if resume && (error.isTransient || error.kind == .cancelled) { folder.release() } else { folder.discard() }
+            if resume != nil && (error.isTransient || error.kind == .cancelled) { folder.release() } else { folder.discard() }
             throw error
         }
     }

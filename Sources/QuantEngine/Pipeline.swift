@@ -90,8 +90,16 @@ final class Pipeline: @unchecked Sendable {
     private var states: [Int: TensorState] = [:]
     private var finalStats: [ErrorStats?]
 
+    /// Where a resumed file starts (nil: at its beginning).
+    private let start: Resumable?
+    /// Checkpoints after a unit that ends a tensor, at least `every` source bytes apart (`ResumeJournal`).
+    private let checkpoints: (every: Int, save: (FileCheckpoint) throws(EngineError) -> Void)?
+
     init(plan: FilePlan, file: SafeTensorsFile, level: Int, threads: Int, budget: ByteBudget?,
-         cancel: CancellationFlag?) {
+         cancel: CancellationFlag?, from start: Resumable? = nil,
+         checkpoints: (every: Int, save: (FileCheckpoint) throws(EngineError) -> Void)? = nil) {
+        self.start = start
+        self.checkpoints = checkpoints
         self.plan = plan
         self.file = file
         self.level = level
@@ -101,6 +109,10 @@ final class Pipeline: @unchecked Sendable {
         self.cancel = cancel
         done = Array(repeating: nil, count: plan.units.count)
         finalStats = Array(repeating: nil, count: plan.tensors.count)
+        if let c = start?.checkpoint {
+            (next, written, emitted, hashed) = (c.unit, c.unit, c.unit, c.unit)
+            for (t, figures) in c.stats { finalStats[t] = figures.stats }
+        }
     }
 
     /// Runs to completion, writing the compressed stream to `output`.
@@ -389,7 +401,17 @@ final class Pipeline: @unchecked Sendable {
     private func hashInput() {
         var hash = SHA256()
         var bytes = 0
-        for index in plan.units.indices {
+        if let c = start?.checkpoint {
+            // The source up to the checkpoint, read again: the units before it are not redone.
+            do throws(EngineError) {
+                hash = try ResumeJournal.hashPrefix(file.path, count: c.inputOffset)
+            } catch {
+                fail(error)
+                return
+            }
+            bytes = c.inputOffset
+        }
+        for index in plan.units.indices.dropFirst(start?.checkpoint.unit ?? 0) {
             guard let buffers = completed(index) else { return }
             hash.update(bufferPointer: buffers.inputBytes)
             bytes += buffers.inputCount
@@ -406,13 +428,14 @@ final class Pipeline: @unchecked Sendable {
     }
 
     private func write(_ output: OutputFile, progress: (Int, Int) -> Void) throws(EngineError) -> FileOutcome {
-        var outputHash = SHA256()
-        var frames: [Manifest.Frame] = []
+        var outputHash = start?.outputHash ?? SHA256()
+        var frames: [Manifest.Frame] = start?.checkpoint.frames ?? []
         frames.reserveCapacity(plan.units.count)
-        var rawOffset = 0
-        var inputBytes = 0
-        var tensorsDone = plan.tensors.count { $0.info.byteCount == 0 }
-        for (index, unit) in plan.units.enumerated() {
+        var rawOffset = start?.checkpoint.rawOffset ?? 0
+        var inputBytes = start?.checkpoint.inputOffset ?? 0
+        var tensorsDone = start?.checkpoint.tensorsDone ?? plan.tensors.count { $0.info.byteCount == 0 }
+        var lastCheckpoint = inputBytes
+        for (index, unit) in plan.units.enumerated().dropFirst(start?.checkpoint.unit ?? 0) {
             guard let buffers = completed(index) else { break }
             if !buffers.frame.isEmpty {
                 let offset = output.written
@@ -435,6 +458,18 @@ final class Pipeline: @unchecked Sendable {
                 retire(index)
             }
             progress(tensorsDone, inputBytes)
+            if let checkpoints, index + 1 < plan.units.count, inputBytes - lastCheckpoint >= checkpoints.every,
+               unit.kind.isHeader || unit.finishesTensor(in: plan) != nil {
+                let (durable, tail) = try Files.run("write") { () throws(SystemError) in try output.checkpoint() }
+                let stats = monitor.withLock {
+                    finalStats.enumerated().compactMap { t, s in s.map { (t, FileCheckpoint.ErrorFigures($0)) } }
+                }
+                try checkpoints.save(FileCheckpoint(
+                    unit: index + 1, durable: durable, tail: tail, outputDigest: outputHash.finalize().hex,
+                    inputOffset: inputBytes, rawOffset: rawOffset, tensorsDone: tensorsDone, frames: frames,
+                    stats: Dictionary(uniqueKeysWithValues: stats)))
+                lastCheckpoint = inputBytes
+            }
         }
         let digest = try monitor.withLock { () throws(EngineError) -> (sha256: String, bytes: Int) in
             while failure == nil && inputDigest == nil { monitor.wait() }
@@ -456,6 +491,13 @@ final class Pipeline: @unchecked Sendable {
         case .zeroPoints(let t): plan.tensors[t].zeroPointName
         case .shape(let t): plan.tensors[t].shapeName
         }
+    }
+}
+
+extension UnitKind {
+    var isHeader: Bool {
+        if case .header = self { return true }
+        return false
     }
 }
 

@@ -1,6 +1,7 @@
 import Crypto
 import Dispatch
 import FoundationEssentials
+import Quantization
 import QuantSystem
 import Synchronization
 import SystemPackage
@@ -11,10 +12,77 @@ public struct ResumeReport: Sendable {
     public var kept: [String]
     /// Bytes of the kept files' sources.
     public var keptSourceBytes: Int
-    /// Files of the job done (again).
+    /// Files of the job done (again), from their start or from a checkpoint (`resumedWithin`).
     public var redo: [String]
+    /// Files larger than `ResumePolicy.frameResumeBytes` taken up at their last checkpoint: what of each was kept.
+    public var resumedWithin: [String]
     /// Journal entries or kept files not trusted, and why; those files are redone.
     public var distrusted: [String]
+}
+
+/// How a job resumes: whole files, and inside a file at least `frameResumeBytes` long, from its last checkpoint.
+public struct ResumePolicy: Sendable {
+    /// Files of at least this many source bytes write checkpoints as they go (about 1 GiB: below it redoing the
+    /// file costs about as little as the checkpoints would).
+    public var frameResumeBytes: Int
+    /// Source bytes between two checkpoints of such a file (each one fsyncs the output so far).
+    public var checkpointBytes: Int
+
+    public init(frameResumeBytes: Int = 1 << 30, checkpointBytes: Int = 256 << 20) {
+        self.frameResumeBytes = frameResumeBytes
+        self.checkpointBytes = checkpointBytes
+    }
+}
+
+/// Where a file's pipeline stood after a unit that ended a tensor: enough to go on from the next unit, with the
+/// same bytes, hashes, frames and figures as a run that never stopped.
+struct FileCheckpoint: Codable, Sendable {
+    /// The next unit to do.
+    var unit: Int
+    /// Output bytes on disk, and the ones after them that were still buffered (under one block).
+    var durable: Int
+    var tail: [UInt8]
+    /// SHA-256 (hex) of the output's first `durable + tail.count` bytes. (Not `outputSHA256`: the journal's
+    /// snake-case keys would not read back.)
+    var outputDigest: String
+    /// Source bytes the units before `unit` read: the file's first `inputOffset` bytes.
+    var inputOffset: Int
+    var rawOffset: Int
+    var tensorsDone: Int
+    var frames: [Manifest.Frame]
+    /// Error figures of the tensors finished so far, by plan index.
+    var stats: [Int: ErrorFigures]
+
+    /// `ErrorStats` as the journal stores it.
+    struct ErrorFigures: Codable, Sendable {
+        var count: Int
+        var sumSquaredError: Double
+        var sumSquaredSignal: Double
+        var maxAbsError: Float
+        var clipped: Int
+        var groups: Int
+        var tooFew: Int
+        var worse: Int
+
+        init(_ s: ErrorStats) {
+            (count, sumSquaredError, sumSquaredSignal, maxAbsError, clipped) =
+                (s.count, s.sumSquaredError, s.sumSquaredSignal, s.maxAbsError, s.clipped)
+            (groups, tooFew, worse) = (s.calibration.groups, s.calibration.tooFew, s.calibration.worse)
+        }
+
+        var stats: ErrorStats {
+            var s = ErrorStats(count: count, sumSquaredError: sumSquaredError, sumSquaredSignal: sumSquaredSignal,
+                               maxAbsError: maxAbsError, clipped: clipped)
+            (s.calibration.groups, s.calibration.tooFew, s.calibration.worse) = (groups, tooFew, worse)
+            return s
+        }
+    }
+}
+
+/// A checkpoint taken up again: where to go on, and the output's SHA-256 so far, rebuilt from disk.
+struct Resumable: Sendable {
+    var checkpoint: FileCheckpoint
+    var outputHash: SHA256
 }
 
 /// What a staging folder keeps so that an interrupted job (SIGKILL, power loss, a transient error) redoes only the
@@ -23,9 +91,13 @@ public struct ResumeReport: Sendable {
 /// - `job.json`: quantd's version and the options (less `threads`, which do not change a byte). A staging folder
 ///   whose `job.json` is missing or differs is emptied and the job starts afresh in it.
 /// - `file-<index>.json`: one per finished output file, written and fsynced after the file itself was fsynced: the
-///   identity of its source (name, size, mtime, inode), its manifest entries (source with sha256, output with size,
+///   identity of its source (size, mtime, inode), its manifest entries (source with sha256, output with size,
 ///   sha256 and frames, tensor records), then a line holding the SHA-256 of those bytes, so that an entry changed by
 ///   one byte is not trusted.
+/// - `file-<index>.partial.json`: for a file at least `ResumePolicy.frameResumeBytes` long, its last checkpoint
+///   (`FileCheckpoint`), written after the output so far was fsynced, checksummed the same way. A resumed run
+///   rebuilds the output's hash from disk (it must match), the input's by reading the source up to the checkpoint,
+///   cuts the output back to it and goes on from the next unit.
 ///
 /// A finished file is reused only when its entry checks out, names the file the plan would write from the same
 /// source (same identity: the source is not read again), and the output in the staging folder has the size and
@@ -64,37 +136,63 @@ struct ResumeJournal: Sendable {
         var records: [Manifest.TensorRecord]
     }
 
+    /// The last checkpoint of a file not finished.
+    struct Partial: Codable, Sendable {
+        var index: Int
+        var identity: Identity
+        var output: String
+        var checkpoint: FileCheckpoint
+    }
+
     let staging: String
     var folder: String { staging + "/" + Self.folderName }
 
     private func entryPath(_ index: Int) -> String { folder + "/file-\(index).json" }
+    private func partialPath(_ index: Int) -> String { folder + "/file-\(index).partial.json" }
+
+    /// What `open` found that may be reused.
+    struct Found {
+        var finished: [Int: Finished] = [:]
+        var partial: [Int: Resumable] = [:]
+        var report: ResumeReport?
+    }
 
     /// Opens the journal of `staging` for `job`, which writes `outputs` (by index) from the sources `identities`.
-    /// An adopted folder keeps what its journal proves finished; everything else in it is removed. Returns the
-    /// journal, the entries whose outputs were verified from disk, and the report (nil for a new folder).
+    /// An adopted folder keeps what its journal proves finished, and the checkpoints it proves; everything else in
+    /// it is removed. Returns the journal and what may be reused, verified from disk (with a report, for an
+    /// adopted folder).
     static func open(staging: String, adopted: Bool, job: Job, outputs: [String], identities: [Identity])
-        throws(EngineError) -> (ResumeJournal, [Int: Finished], ResumeReport?)
+        throws(EngineError) -> (ResumeJournal, Found)
     {
         let journal = ResumeJournal(staging: staging)
         guard adopted else {
             try journal.start(job)
-            return (journal, [:], nil)
+            return (journal, Found())
         }
         var distrusted: [String] = []
-        var candidates: [Int: Finished] = [:]
+        var finished: [Int: Finished] = [:]
+        var partial: [Int: Partial] = [:]
         let jobBytes = try? Files.readWholeFile(journal.folder + "/job.json", limit: 1 << 20, stage: "resume")
         let sameJob = jobBytes.flatMap { try? Self.decoder().decode(Job.self, from: Data($0)) } == job
         if sameJob {
             for (index, output) in outputs.enumerated() {
-                guard Files.kind(journal.entryPath(index)) == .file else { continue }
-                switch journal.entry(index) {
-                case .success(let entry) where entry.index == index && entry.output.file == output
+                if Files.kind(journal.entryPath(index)) == .file {
+                    switch journal.entry(Finished.self, at: journal.entryPath(index)) {
+                    case .success(let entry) where entry.index == index && entry.output.file == output
+                        && entry.identity == identities[index]:
+                        finished[index] = entry
+                        continue
+                    case .success: distrusted.append("\(output): its source changed since it was written")
+                    case .failure(let why): distrusted.append("\(output): \(why)")
+                    }
+                }
+                guard Files.kind(journal.partialPath(index)) == .file else { continue }
+                switch journal.entry(Partial.self, at: journal.partialPath(index)) {
+                case .success(let entry) where entry.index == index && entry.output == output
                     && entry.identity == identities[index]:
-                    candidates[index] = entry
-                case .success:
-                    distrusted.append("\(output): its source changed since it was written")
-                case .failure(let why):
-                    distrusted.append("\(output): \(why)")
+                    partial[index] = entry
+                case .success: distrusted.append("\(output) (checkpoint): its source changed since it was written")
+                case .failure(let why): distrusted.append("\(output) (checkpoint): \(why)")
                 }
             }
         } else {
@@ -102,55 +200,114 @@ struct ResumeJournal: Sendable {
                               : "job.json names other options or another quantd: started afresh")
         }
         // Nothing but the candidates' outputs and their entries stays.
-        let keep = Set(candidates.values.map(\.output.file))
+        let keep = Set(finished.values.map(\.output.file) + partial.values.map(\.output))
         for name in try Files.list(staging, stage: "resume") where name != folderName && !keep.contains(name) {
             Files.removeTree(staging + "/" + name)
         }
         if !sameJob { Files.removeTree(journal.folder) }
-        let entries = Set(candidates.keys.map { "file-\($0).json" })
+        let entries = Set(finished.keys.map { "file-\($0).json" } + partial.keys.map { "file-\($0).partial.json" })
         if Files.kind(journal.folder) == .directory {
             for name in try Files.list(journal.folder, stage: "resume") where !entries.contains(name) && name != "job.json" {
                 Files.removeTree(journal.folder + "/" + name)
             }
         }
-        // The kept outputs hashed again from disk, side by side.
-        let order = candidates.keys.sorted()
-        let toVerify = order.map { candidates[$0]! }
-        let verdicts = Mutex<[Int: String]>([:])
-        DispatchQueue.concurrentPerform(iterations: order.count) { i in
-            let entry = toVerify[i]
-            let path = staging + "/" + entry.output.file
-            let why: String?
-            do throws(EngineError) {
-                let found = try CarriedFiles.hash(path, stage: "resume")
-                why = found.size != entry.output.size ? "\(found.size) bytes on disk, \(entry.output.size) journaled"
-                    : found.sha256 != entry.output.sha256 ? "its sha256 on disk differs from the journal's" : nil
-            } catch {
-                why = error.reason
+        // What is kept hashed again from disk, side by side: finished outputs whole, checkpointed ones up to the
+        // checkpoint.
+        enum Check {
+            case whole(Finished), prefix(Partial)
+            var index: Int {
+                switch self {
+                case .whole(let e): e.index
+                case .prefix(let e): e.index
+                }
             }
-            if let why { verdicts.withLock { $0[order[i]] = why } }
         }
-        for (index, why) in verdicts.withLock({ $0 }).sorted(by: { $0.key < $1.key }) {
-            distrusted.append("\(outputs[index]): \(why)")
-            candidates[index] = nil
+        let checks = finished.keys.sorted().map { Check.whole(finished[$0]!) }
+            + partial.keys.sorted().map { Check.prefix(partial[$0]!) }
+        let verdicts = Mutex<(bad: [Int: String], hashes: [Int: SHA256])>(([:], [:]))
+        DispatchQueue.concurrentPerform(iterations: checks.count) { i in
+            do throws(EngineError) {
+                switch checks[i] {
+                case .whole(let entry):
+                    let found = try CarriedFiles.hash(staging + "/" + entry.output.file, stage: "resume")
+                    let why = found.size != entry.output.size
+                        ? "\(found.size) bytes on disk, \(entry.output.size) journaled"
+                        : found.sha256 != entry.output.sha256 ? "its sha256 on disk differs from the journal's" : nil
+                    if let why { verdicts.withLock { $0.bad[entry.index] = why } }
+                case .prefix(let entry):
+                    let c = entry.checkpoint
+                    var hash = try Self.hashPrefix(staging + "/" + entry.output, count: c.durable)
+                    hash.update(data: c.tail)
+                    if hash.finalize().hex == c.outputDigest {
+                        verdicts.withLock { $0.hashes[entry.index] = hash }
+                    } else {
+                        verdicts.withLock { $0.bad[entry.index] = "its output differs from the checkpoint's" }
+                    }
+                }
+            } catch {
+                verdicts.withLock { $0.bad[checks[i].index] = error.reason }
+            }
+        }
+        let (bad, hashes) = verdicts.withLock { $0 }
+        for (index, why) in bad.sorted(by: { $0.key < $1.key }) {
+            distrusted.append((partial[index] == nil ? "\(outputs[index]): " : "\(outputs[index]) (checkpoint): ") + why)
+            finished[index] = nil
+            partial[index] = nil
             Files.removeFile(staging + "/" + outputs[index])
             Files.removeFile(journal.entryPath(index))
+            Files.removeFile(journal.partialPath(index))
         }
         if !sameJob { try journal.start(job) }
         try Files.sync(staging, stage: "resume")
-        let kept = candidates.keys.sorted()
-        let report = ResumeReport(
-            kept: kept.map { outputs[$0] }, keptSourceBytes: kept.reduce(0) { $0 + candidates[$1]!.source.size },
-            redo: outputs.indices.filter { candidates[$0] == nil }.map { outputs[$0] }, distrusted: distrusted)
-        return (journal, candidates, report)
+        var found = Found(finished: finished)
+        for (index, entry) in partial { found.partial[index] = Resumable(checkpoint: entry.checkpoint, outputHash: hashes[index]!) }
+        let kept = finished.keys.sorted()
+        found.report = ResumeReport(
+            kept: kept.map { outputs[$0] }, keptSourceBytes: kept.reduce(0) { $0 + finished[$1]!.source.size },
+            redo: outputs.indices.filter { finished[$0] == nil }.map { outputs[$0] },
+            resumedWithin: partial.keys.sorted().map {
+                let c = partial[$0]!.checkpoint
+                return "\(outputs[$0]) from its checkpoint at frame \(c.frames.count) (\(c.inputOffset) source bytes "
+                    + "done, \(c.durable + c.tail.count) output bytes kept)"
+            },
+            distrusted: distrusted)
+        return (journal, found)
+    }
+
+    /// SHA-256 state over the first `count` bytes of the file at `path` (refused when it is shorter).
+    static func hashPrefix(_ path: String, count: Int) throws(EngineError) -> SHA256 {
+        let reader = try ChunkReader(path, stage: "resume")
+        var hash = SHA256()
+        var left = count
+        while left > 0, let piece = try reader.next() {
+            let part = UnsafeRawBufferPointer(rebasing: piece.prefix(left))
+            hash.update(bufferPointer: part)
+            left -= part.count
+        }
+        guard left == 0 else {
+            throw EngineError(.io, file: path, reason: "shorter than its checkpoint (\(count) bytes)", stage: "resume")
+        }
+        return hash
+    }
+
+    /// Journals the last checkpoint of file `index`, after the output so far was fsynced.
+    func record(checkpoint: FileCheckpoint, index: Int, identity: Identity, output: String) throws(EngineError) {
+        try write(entry: Partial(index: index, identity: identity, output: output, checkpoint: checkpoint),
+                  to: partialPath(index))
     }
 
     /// Journals a finished file, after the file itself was fsynced. An entry that cannot be encoded (a non-finite
     /// figure) is left out: that file would be redone.
     func record(_ finished: Finished) throws(EngineError) {
-        guard var body = try? Self.encoder().encode(finished) else { return }
+        try write(entry: finished, to: entryPath(finished.index))
+        Files.removeFile(partialPath(finished.index))
+    }
+
+    /// An entry's body, then a line with the body's SHA-256. One that cannot be encoded is left out.
+    private func write<T: Encodable>(entry: T, to path: String) throws(EngineError) {
+        guard var body = try? Self.encoder().encode(entry) else { return }
         body.append(contentsOf: Array("\n\(SHA256.hash(data: body).hex)\n".utf8))
-        try write(Array(body), to: entryPath(finished.index))
+        try write(Array(body), to: path)
     }
 
     /// Removes the journal (before the manifest is written).
@@ -176,9 +333,9 @@ struct ResumeJournal: Sendable {
         }
     }
 
-    /// The entry of file `index`, or why it is not trusted.
-    private func entry(_ index: Int) -> Result<Finished, EntryProblem> {
-        guard let bytes = try? Files.readWholeFile(entryPath(index), limit: 1 << 30, stage: "resume") else {
+    /// The entry at `path`, or why it is not trusted.
+    private func entry<T: Decodable>(_ type: T.Type, at path: String) -> Result<T, EntryProblem> {
+        guard let bytes = try? Files.readWholeFile(path, limit: 1 << 30, stage: "resume") else {
             return .failure(.init("its journal entry cannot be read"))
         }
         // The body, then "\n<sha256 of the body>\n".
@@ -190,7 +347,7 @@ struct ResumeJournal: Sendable {
                 == SHA256.hash(data: body).hex else {
             return .failure(.init("its journal entry does not match its checksum"))
         }
-        guard let entry = try? Self.decoder().decode(Finished.self, from: Data(body)) else {
+        guard let entry = try? Self.decoder().decode(T.self, from: Data(body)) else {
             return .failure(.init("its journal entry does not decode"))
         }
         return .success(entry)

@@ -27,6 +27,29 @@ public final class OutputFile {
         }
     }
 
+    /// Reopens a file an interrupted run wrote, to go on after its first `durable` bytes (what `checkpoint`
+    /// reported on disk), which it keeps; anything past them is cut off, and `tail` (the bytes that were still
+    /// buffered) is written again.
+    public init(resuming path: FilePath, durable: Int, tail: [UInt8], direct wantDirect: Bool = false)
+        throws(SystemError)
+    {
+        descriptor = try FileDescriptor.openFile(path, .writeOnly)
+        self.path = path
+        do throws(SystemError) {
+            try descriptor.resize(to: durable, path: path)
+            _ = try system("lseek", path) { try descriptor.seek(offset: Int64(durable), from: .start) }
+        } catch {
+            try? descriptor.close()
+            throw error
+        }
+        written = durable
+        if wantDirect, durable % Self.alignment == 0, (try? descriptor.setDirect(true, path: path)) == true {
+            direct = true
+            buffer = .allocate(byteCount: Self.directChunk, alignment: Self.alignment)
+        }
+        try write(tail)
+    }
+
     deinit {
         buffer?.deallocate()
         try? descriptor.close()
@@ -66,6 +89,24 @@ public final class OutputFile {
             try descriptor.writeFully(UnsafeRawBufferPointer(rebasing: buffer[whole..<buffered]), path: path)
         }
         buffered = 0
+    }
+
+    /// Makes what was written durable, all but a last partial block that `O_DIRECT` keeps buffered: fsyncs, and
+    /// returns how many bytes are on disk and that tail, for `init(resuming:)` to write again.
+    public func checkpoint() throws(SystemError) -> (durable: Int, tail: [UInt8]) {
+        var tail: [UInt8] = []
+        if direct, let buffer, buffered > 0 {
+            let whole = buffered / Self.alignment * Self.alignment
+            if whole > 0 {
+                try descriptor.writeFully(UnsafeRawBufferPointer(rebasing: buffer[0..<whole]), path: path)
+                // The rest is under one block, the part written at least one: the two do not overlap.
+                buffer.baseAddress!.copyMemory(from: buffer.baseAddress! + whole, byteCount: buffered - whole)
+                buffered -= whole
+            }
+            tail = Array(buffer[0..<buffered])
+        }
+        try descriptor.sync(path: path)
+        return (written - tail.count, tail)
     }
 
     /// Flushes the buffer and fsyncs: after this returns, the bytes are on disk.

@@ -109,7 +109,7 @@ struct Quantize: ParsableCommand {
         let manifest: Manifest
         do {
             manifest = try Engine.quantize(
-                input: resolved, output: output, options: options, force: force, resume: !noResume,
+                input: resolved, output: output, options: options, force: force, resume: noResume ? nil : ResumePolicy(),
                 resumed: { report in
                     Terminal.endStatus()
                     var line = "quantd: resumed \(output) from an interrupted run: kept \(report.kept.count) of "

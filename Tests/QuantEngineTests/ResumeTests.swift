@@ -88,7 +88,7 @@ struct ResumeTests {
         }
         defer { watching.cancel() }
         #expect {
-            try Engine.quantize(input: input, output: out, options: options(threads: 1), cancel: cancel, resume: true)
+            try Engine.quantize(input: input, output: out, options: options(threads: 1), cancel: cancel, resume: ResumePolicy())
         } throws: { e in (e as! EngineError).kind == .cancelled }
         let staging = stagingFolders(of: out)
         #expect(staging.count == 1, "the cancelled job leaves its staging folder")
@@ -97,7 +97,7 @@ struct ResumeTests {
 
     static func resume(_ input: String, _ out: String) throws -> ResumeReport {
         let report = Box()
-        _ = try Engine.quantize(input: input, output: out, options: options(threads: 2), resume: true,
+        _ = try Engine.quantize(input: input, output: out, options: options(threads: 2), resume: ResumePolicy(),
                                 resumed: { report.value = $0 })
         return try #require(report.value)
     }
@@ -212,7 +212,7 @@ struct ResumeTests {
         var other = Self.options(threads: 2)
         other.level = 5
         let report = Box()
-        _ = try Engine.quantize(input: input, output: out, options: other, resume: true, resumed: { report.value = $0 })
+        _ = try Engine.quantize(input: input, output: out, options: other, resume: ResumePolicy(), resumed: { report.value = $0 })
         #expect(report.value?.kept == [] && report.value?.redo.count == Self.shards)
         #expect(report.value?.distrusted.first?.contains("other options") == true)
         #expect(Verifier.verify(out).ok && Self.stagingFolders(of: out).isEmpty)
@@ -232,10 +232,102 @@ struct ResumeTests {
         defer { try? held.close() }
         #expect(try held.lock(exclusive: true, wait: false, path: nil))
         let report = Box()
-        _ = try Engine.quantize(input: input, output: out, options: Self.options(threads: 2), resume: true,
+        _ = try Engine.quantize(input: input, output: out, options: Self.options(threads: 2), resume: ResumePolicy(),
                                 resumed: { report.value = $0 })
         #expect(report.value == nil, "nothing taken over")
         #expect(Self.stagingFolders(of: out) == [staging], "the held folder is still there")
         #expect(Verifier.verify(out).ok)
+    }
+}
+
+/// Inside one large file: checkpoints after tensors, and a resumed run goes on from the last one.
+@Suite("Resume inside a file")
+struct FrameResumeTests {
+    /// Checkpoints at least every 1 MB of source, in a file of any size (1 GiB and 256 MiB by default).
+    static let policy = ResumePolicy(frameResumeBytes: 0, checkpointBytes: 1 << 20)
+
+    /// 24 tensors of 384 kB: a work unit or two each, a checkpoint every three tensors or so.
+    static let master: TempDir = {
+        let dir = TempDir("quantd-frames-master")
+        var rng = SeededRandom(seed: 33)
+        var c = Checkpoint()
+        for k in 0..<24 { c.addRandom("layers.\(k).weight", shape: [128, 768], rng: &rng) }
+        try! c.write(to: dir["model.safetensors"])
+        return dir
+    }()
+
+    static let reference: (files: [String: [UInt8]], manifest: Manifest) = {
+        let dir = TempDir("quantd-frames-ref")
+        defer { dir.remove() }
+        _ = try! Engine.quantize(input: master["model.safetensors"], output: dir["ref"],
+                                 options: ResumeTests.options(threads: 2))
+        return try! ResumeTests.contents(dir["ref"])
+    }()
+
+    /// Runs the job until its first checkpoint is journaled, then cancels it; returns the staging folder.
+    static func interrupt(_ out: String) throws -> String {
+        let cancel = CancellationFlag()
+        let watching = CancellationFlag()
+        DispatchQueue.global().async {
+            while !watching.isCancelled {
+                if let staging = ResumeTests.stagingFolders(of: out).first,
+                   TempDir.exists(staging + "/" + ResumeJournal.folderName + "/file-0.partial.json") {
+                    cancel.cancel()
+                    return
+                }
+                FileSystem.sleep(seconds: 0.001)
+            }
+        }
+        defer { watching.cancel() }
+        #expect {
+            try Engine.quantize(input: master["model.safetensors"], output: out, options: ResumeTests.options(threads: 1),
+                                cancel: cancel, resume: policy)
+        } throws: { e in (e as! EngineError).kind == .cancelled }
+        return try #require(ResumeTests.stagingFolders(of: out).first)
+    }
+
+    static func resume(_ out: String) throws -> ResumeReport {
+        let report = ResumeTests.Box()
+        _ = try Engine.quantize(input: master["model.safetensors"], output: out,
+                                options: ResumeTests.options(threads: 2), resume: policy, resumed: { report.value = $0 })
+        return try #require(report.value)
+    }
+
+    @Test("a file interrupted after a checkpoint goes on from it, with the uninterrupted bytes")
+    func resumesFromTheLastCheckpoint() throws {
+        let dir = TempDir("quantd-frames")
+        defer { dir.remove() }
+        let out = dir["out"]
+        let staging = try Self.interrupt(out)
+        let zst = staging + "/model.safetensors.zst"
+        let written = try #require(Files.size(zst))
+        let report = try Self.resume(out)
+        #expect(report.kept.isEmpty && report.redo == ["model.safetensors.zst"] && report.distrusted.isEmpty, "\(report.distrusted)")
+        #expect(report.resumedWithin.count == 1 && report.resumedWithin[0].hasPrefix("model.safetensors.zst from its "
+            + "checkpoint at frame "), "\(report.resumedWithin)")
+        #expect(written > 0)
+        let resumed = try ResumeTests.contents(out)
+        #expect(resumed.files == Self.reference.files, "byte for byte the uninterrupted output")
+        #expect(resumed.manifest == Self.reference.manifest, "frames, hashes and error figures as if never stopped")
+        #expect(Verifier.verify(out).ok)
+    }
+
+    @Test("a checkpointed output changed or cut below its checkpoint is not trusted: the file is redone",
+          arguments: [true, false])
+    func aTamperedCheckpointIsNotTrusted(truncate: Bool) throws {
+        let dir = TempDir("quantd-frames-tamper")
+        defer { dir.remove() }
+        let out = dir["out"]
+        let staging = try Self.interrupt(out)
+        let zst = staging + "/model.safetensors.zst"
+        var bytes = try TempDir.read(zst)
+        if truncate { bytes = Array(bytes.prefix(100)) } else { bytes[64] = ~bytes[64] }
+        try TempDir.write(bytes, to: zst)
+        let report = try Self.resume(out)
+        #expect(report.resumedWithin.isEmpty)
+        #expect(report.distrusted.count == 1 && report.distrusted[0].hasPrefix("model.safetensors.zst (checkpoint): ")
+                && report.distrusted[0].contains(truncate ? "shorter than its checkpoint" : "differs from the checkpoint"),
+                "\(report.distrusted)")
+        #expect(try ResumeTests.contents(out).files == Self.reference.files)
     }
 }
