@@ -83,9 +83,14 @@ let package = Package(
         ),
         // Calls the kernels with wrong sizes, for KernelEdgeTests: built in release, it shows that the checks hold.
         .executableTarget(name: "KernelEdgeProbe", dependencies: ["Quantization"], path: "Tests/KernelEdgeProbe"),
+        // What every test target shares: seeded inputs, temporary folders, checkpoints, running the built programs,
+        // decoding outputs. It runs quantd as a program: it links the formats and the system layer, not the engine
+        // or the daemon.
         .target(
             name: "TestSupport",
-            dependencies: ["SafeTensors", "Zstd"],
+            dependencies: [
+                "SafeTensors", "Zstd", "QuantSystem", .product(name: "SystemPackage", package: "swift-system"),
+            ],
             path: "Tests/TestSupport"
         ),
         .testTarget(name: "ZstdTests", dependencies: ["Zstd"]),

@@ -8,13 +8,9 @@ import TestSupport
     func quantd(_ args: String...) -> Shell.Result { Shell.run(Paths.quantd, args) }
 
     func smallModel(_ dir: TempDir) throws -> String {
-        var rng = SeededRandom(seed: 11)
-        var c = Checkpoint()
-        c.addRandom("enc.0.weight", shape: [96, 130], rng: &rng)
-        c.addRandom("enc.0.bias", shape: [96], rng: &rng)
-        c.addRandom("enc.1.weight", shape: [700, 512], rng: &rng)
         let path = dir["model.safetensors"]
-        try c.write(to: path)
+        try Checkpoint.random([("enc.0.weight", [96, 130]), ("enc.0.bias", [96]), ("enc.1.weight", [700, 512])],
+                              seed: 11).write(to: path)
         return path
     }
 
@@ -36,7 +32,7 @@ import TestSupport
         #expect(i2.stdout.contains("enc.0.bias") && i2.stdout.contains("F32"))
         let d = quantd("dequantize", dir["out"], "-o", dir["deq.safetensors"])
         #expect(d.status == 0, "\(d.stderr)")
-        let deq = try Decoded(safetensors: try TempDir.read(dir["deq.safetensors"]))
+        let deq = try DecodedCheckpoint(safetensors: try TempDir.read(dir["deq.safetensors"]))
         #expect(deq.tensor("enc.1.weight")?.dtype == .F32)
     }
 
@@ -52,7 +48,7 @@ import TestSupport
         }
         let r = Shell.run(zstd, ["-q", "-d", dir["out"] + "/model.safetensors.zst", "-o", dir["plain.safetensors"]])
         #expect(r.status == 0, "\(r.stderr)")
-        let plain = try Decoded(safetensors: try TempDir.read(dir["plain.safetensors"]))
+        let plain = try DecodedCheckpoint(safetensors: try TempDir.read(dir["plain.safetensors"]))
         // The default (W8A16): compressed-tensors' pack-quantized layout, groups of 128.
         #expect(plain.tensor("enc.1.weight_packed")?.dtype == .I32 && plain.tensor("enc.1.weight_packed")?.shape == [700, 128])
         #expect(plain.tensor("enc.1.weight_scale")?.shape == [700, 4])
@@ -76,10 +72,8 @@ import TestSupport
     func terminalProgress() throws {
         let dir = TempDir("quantd-cli")
         defer { dir.remove() }
-        var rng = SeededRandom(seed: 4)
-        var c = Checkpoint()
-        for i in 0..<6 { c.addRandom("layer.\(i).weight", shape: [512, 1024], rng: &rng) }
-        try c.write(to: dir["model.safetensors"])
+        try Checkpoint.random((0..<6).map { ("layer.\($0).weight", [512, 1024]) }, seed: 4)
+            .write(to: dir["model.safetensors"])
         // Level 15 makes the job last long enough for several progress lines, whatever the machine.
         let command = "\(Paths.quantd) quantize \(dir["model.safetensors"]) -o \(dir["out"]) --threads 1 --level 15"
         let r = Shell.run(try #require(Shell.which("script")), ["-q", "-e", "-c", command, "/dev/null"])
@@ -146,12 +140,9 @@ import TestSupport
     func modelFolder(_ dir: TempDir) throws -> String {
         let folder = dir["model"]
         _ = Shell.run("/bin/mkdir", ["-p", folder + "/1_Pooling"])
-        var rng = SeededRandom(seed: 5)
-        var c = Checkpoint()
-        c.addRandom("encoder.dense.weight", shape: [64, 130], rng: &rng)
-        c.addRandom("encoder.dense.bias", shape: [64], rng: &rng)
-        c.addRandom("embeddings.word_embeddings.weight", shape: [50, 64], rng: &rng)
-        try c.write(to: folder + "/model.safetensors")
+        try Checkpoint.random([("encoder.dense.weight", [64, 130]), ("encoder.dense.bias", [64]),
+                               ("embeddings.word_embeddings.weight", [50, 64])], seed: 5)
+            .write(to: folder + "/model.safetensors")
         try TempDir.write(Array(#"{"model_type": "bert"}"#.utf8), to: folder + "/config.json")
         try TempDir.write(Array("[PAD]\nhello\n".utf8), to: folder + "/vocab.txt")
         try TempDir.write(Array(#"{"pooling_mode_mean_tokens": true}"#.utf8), to: folder + "/1_Pooling/config.json")
@@ -169,7 +160,7 @@ import TestSupport
         #expect(TempDir.list(dir["plain"]) == ["1_Pooling", "config.json", "model.safetensors", "vocab.txt"])
         #expect(try TempDir.read(dir["plain"] + "/vocab.txt") == TempDir.read(input + "/vocab.txt"))
         #expect(try TempDir.read(dir["plain"] + "/1_Pooling/config.json") == TempDir.read(input + "/1_Pooling/config.json"))
-        let weights = try Decoded(safetensors: try TempDir.read(dir["plain"] + "/model.safetensors"))
+        let weights = try DecodedCheckpoint(safetensors: try TempDir.read(dir["plain"] + "/model.safetensors"))
         #expect(weights.tensor("encoder.dense.weight_packed")?.dtype == .I32)
         // 130 columns: groups of 65, the largest divisor of the row below 128.
         #expect(weights.tensor("encoder.dense.weight_scale")?.shape == [64, 2])
@@ -227,8 +218,8 @@ struct FixtureTests {
         let r = quantd(["quantize", Paths.minilm, "-o", dir["q-out"], "--granularity", "channel"])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(quantd(["verify", dir["q-out"]]).status == 0)
-        let original = try Decoded(safetensors: try TempDir.read(Paths.minilm))
-        let out = try Decoded(zst: dir["q-out"] + "/model.safetensors.zst")
+        let original = try DecodedCheckpoint(safetensors: try TempDir.read(Paths.minilm))
+        let out = try DecodedCheckpoint(zst: dir["q-out"] + "/model.safetensors.zst")
         #expect(original.header.tensors.count == 104)
         #expect(out.raw("embeddings.position_ids") == original.raw("embeddings.position_ids"))
         var quantized = 0
@@ -259,8 +250,8 @@ struct FixtureTests {
         #expect(median >= rowMedian + 1, "median \(median) dB, per-row absmax \(rowMedian) dB")
         #expect(try #require(chosen["bits_per_quantized_weight"] as? Double) <= 8.25)
 
-        let original = try Decoded(safetensors: try TempDir.read(Paths.minilm))
-        let out = try Decoded(zst: dir["default"] + "/model.safetensors.zst")
+        let original = try DecodedCheckpoint(safetensors: try TempDir.read(Paths.minilm))
+        let out = try DecodedCheckpoint(zst: dir["default"] + "/model.safetensors.zst")
         for t in original.header.tensors where out.tensor(t.name + "_scale") != nil {
             let x = original.floats(t.name), q = out.codes(t.name), s = out.floats(t.name + "_scale")
             let cols = x.count / t.shape[0], groups = s.count / t.shape[0]
@@ -305,7 +296,7 @@ struct FixtureTests {
     func halfPrecision(dtype: DType) throws {
         let dir = TempDir("quantd-minilm")
         defer { dir.remove() }
-        let original = try Decoded(safetensors: try TempDir.read(Paths.minilm))
+        let original = try DecodedCheckpoint(safetensors: try TempDir.read(Paths.minilm))
         var c = Checkpoint()
         c.metadata = original.header.metadata
         for t in original.header.tensorsByOffset {
@@ -390,10 +381,8 @@ struct FixtureTests {
             .components(separatedBy: "```").first)
         let dir = TempDir("quantd-readme")
         defer { dir.remove() }
-        var rng = SeededRandom(seed: 2)
-        var c = Checkpoint()
-        c.addRandom("encoder.layer.0.attention.self.query.weight", shape: [48, 300], rng: &rng)
-        try c.write(to: dir["model.safetensors"])
+        try Checkpoint.random([("encoder.layer.0.attention.self.query.weight", [48, 300])], seed: 2)
+            .write(to: dir["model.safetensors"])
         for extra in [[String](), ["--asymmetric", "--granularity", "group", "--group-size", "64"],
                       ["--granularity", "tensor", "--asymmetric"], ["--granularity", "channel", "--scale-dtype", "f16"],
                       ["--group-size", "64", "--scale-dtype", "f16", "--asymmetric"], ["--scheme", "W8A8"],

@@ -60,18 +60,10 @@ struct DaemonInteropTests {
     func dropped() throws {
         let dir = TempDir("quantd-interop-daemon")
         defer { dir.remove() }
-        let spool = dir["spool"]
-        let daemon = Process()
-        daemon.executableURL = URL(fileURLWithPath: Paths.quantd)
-        daemon.arguments = ["run", "--spool", spool, "--settle-seconds", "0", "--log-file", dir["log"],
-                            "--set", "instance=ci"]
-        daemon.standardOutput = FileHandle.nullDevice
-        daemon.standardError = FileHandle.nullDevice
-        try daemon.run()
-        defer {
-            if daemon.isRunning { daemon.terminate() }
-            daemon.waitUntilExit()
-        }
+        let spool = dir.spool
+        let daemon = try DaemonProcess(
+            arguments: ["run", "--spool", spool, "--settle-seconds", "0", "--set", "instance=ci"], scratch: dir)
+        defer { daemon.stop() }
         let deadline = Date().addingTimeInterval(120)
         while !FileManager.default.fileExists(atPath: spool + "/incoming") && Date() < deadline { usleep(50_000) }
         // Built beside incoming/ under a dot-name, then renamed in: the documented way to drop a folder.

@@ -40,8 +40,8 @@ func spiky(rows: Int, cols: Int, rng: inout SeededRandom) -> [Float] {
         let m = try Engine.quantize(input: s.input, output: s.output, options: o)
         #expect(Verifier.verify(s.output).ok)
         let files = try Dequantizer.run(folder: s.output, to: s.dir["deq.safetensors"])
-        let deq = try Decoded(safetensors: try TempDir.read(files[0]))
-        let original = try Decoded(safetensors: c.bytes)
+        let deq = try DecodedCheckpoint(safetensors: try TempDir.read(files[0]))
+        let original = try DecodedCheckpoint(safetensors: c.bytes)
         for r in m.tensors where r.decision == "quantized" {
             #expect(r.scheme?.calibrator == calibration && r.scheme?.scaleDtype == .F32)
             guard let db = r.error?.sqnrDb else { continue }
@@ -64,7 +64,7 @@ func spiky(rows: Int, cols: Int, rng: inout SeededRandom) -> [Float] {
         o.groupSize = 32
         let m = try Engine.quantize(input: s.input, output: s.output, options: o)
         #expect(Verifier.verify(s.output).ok)
-        let out = try Decoded(zst: s.output + "/model.safetensors.zst")
+        let out = try DecodedCheckpoint(zst: s.output + "/model.safetensors.zst")
         let name = "layer.0.mlp.up.weight"
         let dtype: DType = scaleDtype == .f16 ? .F16 : .BF16
         #expect(out.tensor(name + "_scale")?.dtype == dtype && out.tensor(name + "_scale")?.shape == [64, 10])
@@ -75,8 +75,8 @@ func spiky(rows: Int, cols: Int, rng: inout SeededRandom) -> [Float] {
         #expect(r.storedBytes == 64 * 300 + 64 * 10 * (symmetric ? 2 : 3) + (symmetric ? 16 : 0))
         #expect(r.scheme?.groupSize == 30 && r.reason.contains("group 32 does not divide 300 columns: groups of 30"))
         let files = try Dequantizer.run(folder: s.output, to: s.dir["deq.safetensors"])
-        let deq = try Decoded(safetensors: try TempDir.read(files[0]))
-        let x = try Decoded(safetensors: c.bytes).floats(name), y = deq.floats(name)
+        let deq = try DecodedCheckpoint(safetensors: try TempDir.read(files[0]))
+        let x = try DecodedCheckpoint(safetensors: c.bytes).floats(name), y = deq.floats(name)
         let scales = out.floats(name + "_scale")
         for i in 0..<x.count {
             let scale = scales[(i / 300) * 10 + (i % 300) / 30]
@@ -125,7 +125,7 @@ func spiky(rows: Int, cols: Int, rng: inout SeededRandom) -> [Float] {
         #expect(guardRecord.action == "group-\(r.scheme!.groupSize!)" && r.scheme!.groupSize! < 128)
         #expect(try #require(guardRecord.fallbackSqnrDb) >= 35 && r.error!.sqnrDb! >= 35)
         #expect(r.reason.contains("below min_sqnr 35.0 dB") && r.reason.contains(guardRecord.action))
-        let out = try Decoded(zst: s.output + "/model.safetensors.zst")
+        let out = try DecodedCheckpoint(zst: s.output + "/model.safetensors.zst")
         #expect(out.tensor("spiky.weight_scale")?.shape == [64, 256 / r.scheme!.groupSize!])
         // The others keep the configured scheme and carry no guard record.
         let others = m.tensors.filter { $0.decision == "quantized" && $0.name != "spiky.weight" }
@@ -159,8 +159,8 @@ func spiky(rows: Int, cols: Int, rng: inout SeededRandom) -> [Float] {
             #expect(r.decision == "kept" && r.storedDtype == "F32" && r.sensitivity?.action == "kept")
             #expect(r.reason.contains("min_sqnr") && r.reason.contains("kept in F32"), "\(r.reason)")
             if fallback == .group { #expect(r.reason.contains("no group down to 16")) }
-            let out = try Decoded(zst: dest + "/model.safetensors.zst")
-            #expect(out.raw("spiky.weight") == (try Decoded(safetensors: c.bytes)).raw("spiky.weight"))
+            let out = try DecodedCheckpoint(zst: dest + "/model.safetensors.zst")
+            #expect(out.raw("spiky.weight") == (try DecodedCheckpoint(safetensors: c.bytes)).raw("spiky.weight"))
             #expect(out.tensor("spiky.weight_scale") == nil)
         }
     }
@@ -193,14 +193,14 @@ func spiky(rows: Int, cols: Int, rng: inout SeededRandom) -> [Float] {
         var plain = QuantizeOptions()
         plain.granularity = .channel
         let absmax = try Engine.quantize(input: s.input, output: s.dir["absmax"], options: plain)
-        let reference = try Decoded(zst: s.dir["absmax"] + "/model.safetensors.zst")
+        let reference = try DecodedCheckpoint(zst: s.dir["absmax"] + "/model.safetensors.zst")
         for (name, calibration, percentile) in [("entropy", QuantizeOptions.Calibration.entropy, 99.99),
                                                  ("p50", .percentile, 50)] {
             var o = plain
             o.calibration = calibration
             o.percentile = percentile
             let m = try Engine.quantize(input: s.input, output: s.dir[name], options: o)
-            let out = try Decoded(zst: s.dir[name] + "/model.safetensors.zst")
+            let out = try DecodedCheckpoint(zst: s.dir[name] + "/model.safetensors.zst")
             // Constant and all-zero rows: every percentile is their absmax, nothing to fall back from.
             for r in m.tensors where r.decision == "quantized" && !(calibration == .percentile && r.name == "rows.weight") {
                 let fallback = try #require(r.scheme?.calibrationFallback, "\(name): \(r.name)")

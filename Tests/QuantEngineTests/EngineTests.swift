@@ -40,8 +40,8 @@ struct Setup {
         o.groupSize = 32
         o.symmetric = symmetric
         let manifest = try Engine.quantize(input: s.input, output: s.output, options: o)
-        let out = try Decoded(zst: s.output + "/model.safetensors.zst")
-        let original = try Decoded(safetensors: c.bytes)
+        let out = try DecodedCheckpoint(zst: s.output + "/model.safetensors.zst")
+        let original = try DecodedCheckpoint(safetensors: c.bytes)
 
         let quantized = Set(manifest.tensors.filter { $0.decision == "quantized" }.map(\.name))
         #expect(quantized == ["layer.0.attn.q.weight", "layer.0.mlp.up.weight", "conv.weight", "rows.weight"])
@@ -100,8 +100,8 @@ struct Setup {
         let s = try Setup(c)
         defer { s.dir.remove() }
         let manifest = try Engine.quantize(input: s.input, output: s.output, options: QuantizeOptions(scheme: .w8a8))
-        let out = try Decoded(zst: s.output + "/model.safetensors.zst")
-        let original = try Decoded(safetensors: c.bytes)
+        let out = try DecodedCheckpoint(zst: s.output + "/model.safetensors.zst")
+        let original = try DecodedCheckpoint(safetensors: c.bytes)
         for r in manifest.tensors where r.decision == "quantized" {
             let x = original.floats(r.name), q = out.int8s(r.name), scales = out.floats(r.name + "_scale")
             let rows = r.shape[0], cols = x.count / rows
@@ -209,7 +209,8 @@ struct Setup {
         let m = try Engine.quantize(input: s.input, output: s.output, options: o)
         let r = m.tensors.first { $0.name == "bad.weight" }!
         #expect(r.decision == "kept" && r.reason.contains("non-finite"))
-        #expect(try Decoded(zst: s.output + "/model.safetensors.zst").raw("bad.weight") == c.entries.last!.bytes)
+        #expect(try DecodedCheckpoint(zst: s.output + "/model.safetensors.zst").raw("bad.weight")
+            == c.entries.last!.bytes)
     }
 
     @Test("F16, BF16 and F64 inputs are decoded and quantized", arguments: [DType.F16, .BF16, .F64])
@@ -221,7 +222,7 @@ struct Setup {
         let r = m.tensors.first { $0.name == "layer.0.mlp.up.weight" }!
         #expect(r.sourceDtype == dtype.rawValue && r.storedDtype == "I32")
         #expect(r.error!.sqnrDb! > 30)
-        let out = try Decoded(zst: s.output + "/model.safetensors.zst")
+        let out = try DecodedCheckpoint(zst: s.output + "/model.safetensors.zst")
         #expect(out.raw("layer.0.attn.q.bias") == c.entries[1].bytes)
     }
 
@@ -252,17 +253,15 @@ struct Setup {
         let dir = TempDir("quantd-shards")
         defer { dir.remove() }
         let input = dir["model"]
-        _ = Shell.run("/bin/mkdir", [input])
         var rng = SeededRandom(seed: 3)
         var a = Checkpoint(), b = Checkpoint()
         a.addRandom("a.weight", shape: [16, 16], rng: &rng)
         a.addRandom("a.bias", shape: [16], rng: &rng)
         b.addRandom("b.weight", shape: [8, 16], rng: &rng)
-        try a.write(to: input + "/model-00001-of-00002.safetensors")
-        try b.write(to: input + "/model-00002-of-00002.safetensors")
-        let index = ShardIndex.encode(totalSize: 0, weightMap: [("a.weight", "model-00001-of-00002.safetensors"),
-            ("a.bias", "model-00001-of-00002.safetensors"), ("b.weight", "model-00002-of-00002.safetensors")])
-        try TempDir.write(index, to: input + "/model.safetensors.index.json")
+        var model = ShardedCheckpoint()
+        model.add("model-00001-of-00002.safetensors", a)
+        model.add("model-00002-of-00002.safetensors", b)
+        try model.write(to: input)
         try TempDir.write(Array(#"{"hidden_size": 16, "architectures": ["Bert"]}"#.utf8), to: input + "/config.json")
 
         let out = dir["out"]
@@ -292,19 +291,16 @@ struct Setup {
         let dir = TempDir("quantd-shards-parallel")
         defer { dir.remove() }
         let input = dir["model"]
-        _ = Shell.run("/bin/mkdir", [input])
         var rng = SeededRandom(seed: 11)
         let shards = 7   // more than any thread count below: files wait for a free lane
-        var map: [(String, String)] = []
+        var model = ShardedCheckpoint()
         for k in 1...shards {
             var c = Checkpoint()
-            let name = "model-\(k)-of-\(shards).safetensors"
             c.addRandom("layer\(k).weight", shape: [64 + 16 * k, 256], rng: &rng)
             c.addRandom("layer\(k).bias", shape: [256], rng: &rng)
-            try c.write(to: input + "/" + name)
-            map += [("layer\(k).weight", name), ("layer\(k).bias", name)]
+            model.add("model-\(k)-of-\(shards).safetensors", c)
         }
-        try TempDir.write(ShardIndex.encode(totalSize: 0, weightMap: map), to: input + "/model.safetensors.index.json")
+        try model.write(to: input)
         var runs: [[String: [UInt8]]] = []
         var records: [[Manifest.TensorRecord]] = []
         for threads in [1, 2, 5] {
@@ -354,8 +350,8 @@ struct Setup {
         o.groupSize = 16
         _ = try Engine.quantize(input: s.input, output: s.output, options: o)
         let files = try Dequantizer.run(folder: s.output, to: s.dir["deq.safetensors"])
-        let deq = try Decoded(safetensors: try TempDir.read(files[0]))
-        let original = try Decoded(safetensors: c.bytes)
+        let deq = try DecodedCheckpoint(safetensors: try TempDir.read(files[0]))
+        let original = try DecodedCheckpoint(safetensors: c.bytes)
         #expect(deq.header.tensors.map(\.name).sorted() == original.header.tensors.map(\.name).sorted())
         let x = original.floats("layer.0.mlp.up.weight"), y = deq.floats("layer.0.mlp.up.weight")
         let maxErr = zip(x, y).map { abs($0 - $1) }.max()!
