@@ -93,7 +93,7 @@ let package = Package(
             ],
             path: "Tests/TestSupport"
         ),
-        .testTarget(name: "ZstdTests", dependencies: ["Zstd"]),
+        .testTarget(name: "ZstdTests", dependencies: ["Zstd", "TestSupport"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization"]),
         .testTarget(
