@@ -95,7 +95,7 @@ let package = Package(
         ),
         .testTarget(name: "ZstdTests", dependencies: ["Zstd", "TestSupport"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
-        .testTarget(name: "QuantizationTests", dependencies: ["Quantization"]),
+        .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "TestSupport"]),
         .testTarget(
             name: "QuantEngineTests",
             dependencies: ["QuantEngine", "Quantization", "Zstd", "SafeTensors", "TestSupport"]

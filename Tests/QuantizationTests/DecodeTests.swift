@@ -1,5 +1,6 @@
 import Testing
 import Quantization
+import TestSupport
 
 /// Decoding fp16, bf16, f64 and f32 bytes: fast against reference, and the reference against the definition.
 @Suite struct DecodeTests {
@@ -46,7 +47,7 @@ import Quantization
 
     @Test("bf16: sample patterns incl. NaN, inf and subnormals, fast equal to reference")
     func bfloatPatterns() {
-        var rng = SeededGenerator(seed: 7)
+        var rng = SeededRandom(seed: 7)
         var patterns: [UInt16] = [0, 0x8000, 0x3f80, 0xbf80, 0x7f80, 0xff80, 0x7fc0, 0x7f81, 0xffff, 0x0001, 0x807f,
                                   0x7f7f]
         patterns += (0..<5000).map { _ in UInt16.random(in: 0...UInt16.max, using: &rng) }
@@ -58,7 +59,7 @@ import Quantization
 
     @Test("f64: rounding to nearest f32, overflow to inf, underflow, NaN; fast equal to reference")
     func doubleValues() {
-        var rng = SeededGenerator(seed: 8)
+        var rng = SeededRandom(seed: 8)
         var values: [Double] = [1, -1, 0, -0.0, 1e39, -1e39, 1e-46, 3e-45, .infinity, -.infinity, .nan,
                                 Double(Float.greatestFiniteMagnitude), 1 + 0x1p-24, 1 + 0x1p-24 + 0x1p-40,
                                 1 + 3 * 0x1p-24]

@@ -1,5 +1,6 @@
 import Testing
 import Quantization
+import TestSupport
 
 /// The conventions themselves: params, rounding, round trip error, and the error figures.
 @Suite struct SemanticsTests {
@@ -49,7 +50,7 @@ import Quantization
 
     @Test("Round trip: |x - dequantized| <= scale/2 for every value, on every kind of row")
     func roundTrip() {
-        var rng = SeededGenerator(seed: 9)
+        var rng = SeededRandom(seed: 9)
         let rows = RowKind.allCases.count, cols = 133
         let x = RowKind.allCases.flatMap { makeRow($0, count: cols, using: &rng) }
         for groupSize in [1, 17, 32, cols] {
@@ -82,7 +83,7 @@ import Quantization
 
     @Test("ErrorStats of a tile equal a Double computation from its codes")
     func errorStatsAgainstDouble() {
-        var rng = SeededGenerator(seed: 10)
+        var rng = SeededRandom(seed: 10)
         let rows = 6, cols = 250, groupSize = 32
         let x = makeRow(.outliers, count: rows * cols, using: &rng)
         for symmetric in [true, false] {
