@@ -94,7 +94,7 @@ let package = Package(
             path: "Tests/TestSupport"
         ),
         .testTarget(name: "ZstdTests", dependencies: ["Zstd", "TestSupport"]),
-        .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
+        .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "TestSupport"]),
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "TestSupport"]),
         .testTarget(
             name: "QuantEngineTests",
