@@ -100,7 +100,7 @@ let package = Package(
             name: "QuantEngineTests",
             dependencies: ["QuantEngine", "Quantization", "Zstd", "SafeTensors", "TestSupport"]
         ),
-        .testTarget(name: "QuantDaemonTests", dependencies: ["QuantDaemon", "QuantEngine", "QuantSystem"]),
+        .testTarget(name: "QuantDaemonTests", dependencies: ["QuantDaemon", "QuantEngine", "QuantSystem", "TestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["SafeTensors", "Zstd", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
