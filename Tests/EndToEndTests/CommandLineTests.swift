@@ -14,8 +14,7 @@ import TestSupport
         return path
     }
 
-    @Test("quantize, verify, inspect and dequantize on a small model")
-    func basicFlow() throws {
+    @Test func quantizeVerifyInspectAndDequantizeASmallModel() throws {
         let dir = TempDir("quantd-cli")
         defer { dir.remove() }
         let input = try smallModel(dir)
@@ -36,8 +35,7 @@ import TestSupport
         #expect(deq.tensor("enc.1.weight")?.dtype == .F32)
     }
 
-    @Test("the zstd command-line tool decompresses the output into a valid safetensors file")
-    func plainZstd() throws {
+    @Test func zstdToolDecompressesTheOutputIntoAValidSafetensorsFile() throws {
         let dir = TempDir("quantd-cli")
         defer { dir.remove() }
         let input = try smallModel(dir)
@@ -57,8 +55,7 @@ import TestSupport
         #expect(plain.header.metadata.contains { $0.key == "quantd_version" })
     }
 
-    @Test("1 thread and 2 threads write identical bytes")
-    func threadsIdentical() throws {
+    @Test func oneThreadAndTwoThreadsWriteIdenticalBytes() throws {
         let dir = TempDir("quantd-cli")
         defer { dir.remove() }
         let input = try smallModel(dir)
@@ -67,9 +64,8 @@ import TestSupport
         #expect(try TempDir.read(dir["a"] + "/model.safetensors.zst") == TempDir.read(dir["b"] + "/model.safetensors.zst"))
     }
 
-    @Test("on a terminal, quantize shows live progress on stderr",
-          .enabled(if: Shell.which("script") != nil, "util-linux `script` (a pseudo-terminal) is absent"))
-    func terminalProgress() throws {
+    @Test(.enabled(if: Shell.which("script") != nil, "util-linux `script` (a pseudo-terminal) is absent"))
+    func onATerminalQuantizeShowsLiveProgressOnStderr() throws {
         let dir = TempDir("quantd-cli")
         defer { dir.remove() }
         try Checkpoint.random((0..<6).map { ("layer.\($0).weight", [512, 1024]) }, seed: 4)
@@ -83,8 +79,7 @@ import TestSupport
         #expect(r.stdout.contains("6 tensors (6 quantized, 0 kept)"))
     }
 
-    @Test("calibration options reach the manifest, and report shows the guard's decisions")
-    func calibrationOptions() throws {
+    @Test func calibrationOptionsReachTheManifestAndReportShowsTheGuardsDecisions() throws {
         let dir = TempDir("quantd-cli")
         defer { dir.remove() }
         let input = try smallModel(dir)
@@ -105,8 +100,7 @@ import TestSupport
         #expect(r.stdout.contains("0 of 3 tensors quantized"), "\(r.stdout)")
     }
 
-    @Test("exit codes follow sysexits and messages name the file")
-    func exitCodes() throws {
+    @Test func exitCodesFollowSysexitsAndMessagesNameTheFile() throws {
         let dir = TempDir("quantd-cli")
         defer { dir.remove() }
         let input = try smallModel(dir)
@@ -149,8 +143,8 @@ import TestSupport
         return folder
     }
 
-    @Test("unpack writes the plain folder: quantized safetensors, config.json, every carried file as it was")
-    func plainFolder() throws {
+    /// Unpack writes the plain folder: quantized safetensors, config.json, every carried file as it was.
+    @Test func unpackWritesThePlainFolderWithEveryCarriedFileAsItWas() throws {
         let dir = TempDir("quantd-unpack")
         defer { dir.remove() }
         let input = try modelFolder(dir)
@@ -173,8 +167,7 @@ import TestSupport
 
     /// A manifest is input too: one naming a path outside the folder (here a real file with the right bytes, so
     /// only the path rule stands between it and a write outside the destination) is refused.
-    @Test("verify and unpack refuse a manifest that names paths outside the folder")
-    func refusesEscapingNames() throws {
+    @Test func verifyAndUnpackRefuseAManifestNamingPathsOutsideTheFolder() throws {
         let dir = TempDir("quantd-unpack")
         defer { dir.remove() }
         let input = try modelFolder(dir)
@@ -192,9 +185,8 @@ import TestSupport
         #expect(TempDir.list(dir["dest"]).isEmpty, "nothing written")
     }
 
-    @Test("unpack refuses an output that does not verify, naming what failed, and writes nothing",
-          arguments: ["vocab.txt", "model.safetensors.zst", "1_Pooling/config.json"])
-    func refusesCorruption(file: String) throws {
+    @Test(arguments: ["vocab.txt", "model.safetensors.zst", "1_Pooling/config.json"])
+    func unpackRefusesAnOutputThatDoesNotVerifyNamingWhatFailedAndWritesNothing(file: String) throws {
         let dir = TempDir("quantd-unpack")
         defer { dir.remove() }
         #expect(quantd("quantize", try modelFolder(dir), "-o", dir["out"]).status == 0)
@@ -211,8 +203,8 @@ import TestSupport
 struct FixtureTests {
     func quantd(_ args: [String]) -> Shell.Result { Shell.run(Paths.quantd, args) }
 
-    @Test("the real checkpoint quantizes per channel, verifies, and each tensor is as good as per-row rounding")
-    func minilm() throws {
+    /// The real checkpoint quantizes per channel, verifies, and each tensor is as good as per-row rounding.
+    @Test func realCheckpointQuantizesPerChannelAndEachTensorIsAsGoodAsPerRowRounding() throws {
         let dir = TempDir("quantd-minilm")
         defer { dir.remove() }
         let r = quantd(["quantize", Paths.minilm, "-o", dir["q-out"], "--granularity", "channel"])
@@ -235,8 +227,7 @@ struct FixtureTests {
     }
 
     /// Issue 5's bar: no tensor below 33 dB, median 1 dB above per-row absmax, at most 8.25 bits per weight.
-    @Test("the default scheme meets the quality bar, every value within half its group's scale")
-    func defaultScheme() throws {
+    @Test func defaultSchemeMeetsTheQualityBarEveryValueWithinHalfItsGroupsScale() throws {
         let dir = TempDir("quantd-minilm")
         defer { dir.remove() }
         #expect(quantd(["quantize", Paths.minilm, "-o", dir["default"]]).status == 0)
@@ -265,8 +256,7 @@ struct FixtureTests {
         }
     }
 
-    @Test("report lists the quantized tensors worst first, then totals")
-    func report() throws {
+    @Test func reportListsTheQuantizedTensorsWorstFirstThenTotals() throws {
         let dir = TempDir("quantd-minilm")
         defer { dir.remove() }
         #expect(quantd(["quantize", Paths.minilm, "-o", dir["out"], "--granularity", "channel"]).status == 0)
@@ -292,8 +282,8 @@ struct FixtureTests {
         return try #require(json["totals"] as? [String: Any])
     }
 
-    @Test("F16 and BF16 conversions of the checkpoint quantize too", arguments: [DType.F16, .BF16])
-    func halfPrecision(dtype: DType) throws {
+    @Test(arguments: [DType.F16, .BF16])
+    func f16AndBF16ConversionsOfTheCheckpointQuantizeToo(dtype: DType) throws {
         let dir = TempDir("quantd-minilm")
         defer { dir.remove() }
         let original = try DecodedCheckpoint(safetensors: try TempDir.read(Paths.minilm))
@@ -314,9 +304,8 @@ struct FixtureTests {
     /// `pack_to_int32` (8 bits: word j of a row holds codes 4j..4j+3, code i in bits 8i..8i+7 as code + 128), to the
     /// same codes as the unpacked layout of the same quantization (W8A16 per channel against W8A8); asymmetric groups
     /// (int-quantized) dequantize within half a scale.
-    @Test("Python's safetensors loads the decompressed output; the packed layout unpacks to the same codes",
-          .enabled(if: Shell.python(has: ["safetensors", "numpy"]), "python3 with safetensors and numpy is absent"))
-    func pythonInterop() throws {
+    @Test(.enabled(if: Shell.python(has: ["safetensors", "numpy"]), "python3 with safetensors and numpy is absent"))
+    func pythonLoadsTheDecompressedOutputAndThePackedLayoutUnpacksToTheSameCodes() throws {
         let dir = TempDir("quantd-minilm")
         defer { dir.remove() }
         let zstd = try #require(Shell.which("zstd"))
@@ -372,10 +361,9 @@ struct FixtureTests {
 }
 
 @Suite("README") struct ReadmeTests {
-    @Test("the README's Python snippet loads and dequantizes an output",
-          .enabled(if: Shell.python(has: ["safetensors", "numpy", "zstandard"]),
-                   "python3 with safetensors, numpy and zstandard is absent"))
-    func pythonSnippet() throws {
+    @Test(.enabled(if: Shell.python(has: ["safetensors", "numpy", "zstandard"]),
+          "python3 with safetensors, numpy and zstandard is absent"))
+    func readmePythonSnippetLoadsAndDequantizesAnOutput() throws {
         let readme = String(decoding: try TempDir.read(Paths.root + "/README.md"), as: UTF8.self)
         let block = try #require(readme.components(separatedBy: "```python\n").dropFirst().first?
             .components(separatedBy: "```").first)

@@ -22,9 +22,8 @@ struct InteropTests {
         "W8A16 --asymmetric": [("transformers", 0.999)],
     ]
 
-    @Test("the fixture folder quantized, unpacked and loaded, close to fp32",
-          arguments: ["W8A16", "W8A8", "W8A16 --asymmetric"])
-    func loads(scheme: String) throws {
+    @Test(arguments: ["W8A16", "W8A8", "W8A16 --asymmetric"])
+    func fixtureFolderQuantizedAndUnpackedLoadsCloseToFP32(scheme: String) throws {
         let dir = TempDir("quantd-interop")
         defer { dir.remove() }
         let flags = scheme.split(separator: " ").map(String.init)
@@ -56,8 +55,7 @@ struct InteropTests {
        .enabled(if: Shell.interopPython != nil,
                 "no Python with torch, transformers and compressed-tensors (scripts/interop/venv.sh makes one)"))
 struct DaemonInteropTests {
-    @Test("drop, commit, unpack, from_pretrained")
-    func dropped() throws {
+    @Test func droppedFolderIsCommittedUnpackedAndLoadsWithFromPretrained() throws {
         let dir = TempDir("quantd-interop-daemon")
         defer { dir.remove() }
         let spool = dir.spool

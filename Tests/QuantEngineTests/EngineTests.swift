@@ -29,9 +29,10 @@ struct Setup {
 }
 
 @Suite("Engine") struct EngineTests {
-    @Test("every element comes back within half a scale, kept tensors bit for bit",
-          arguments: [QuantizeOptions.Granularity.channel, .group, .tensor], [true, false])
-    func roundTrip(granularity: QuantizeOptions.Granularity, symmetric: Bool) throws {
+    @Test(arguments: [QuantizeOptions.Granularity.channel, .group, .tensor], [true, false])
+    func everyElementComesBackWithinHalfAScaleAndKeptTensorsBitForBit(
+        granularity: QuantizeOptions.Granularity, symmetric: Bool
+    ) throws {
         let c = mixedCheckpoint()
         let s = try Setup(c)
         defer { s.dir.remove() }
@@ -94,8 +95,8 @@ struct Setup {
         #expect(manifest.totals.quantized == 4 && manifest.totals.kept == c.entries.count - 4)
     }
 
-    @Test("W8A8 writes int8 weights per channel with one scale per row, and declares dynamic per-token activations")
-    func w8a8() throws {
+    /// W8A8 writes int8 weights per channel with one scale per row, and declares dynamic per-token activations.
+    @Test func w8a8WritesInt8WeightsPerChannelAndDeclaresDynamicPerTokenActivations() throws {
         let c = mixedCheckpoint()
         let s = try Setup(c)
         defer { s.dir.remove() }
@@ -120,8 +121,7 @@ struct Setup {
         #expect(throws: EngineError.self) { try Engine.quantize(input: s.input, output: s.dir["g"], options: bad) }
     }
 
-    @Test("the same input gives the same bytes whatever the thread count")
-    func deterministic() throws {
+    @Test func sameInputGivesTheSameBytesWhateverTheThreadCount() throws {
         var rng = SeededRandom(seed: 9)
         var c = mixedCheckpoint()
         c.addRandom("big.weight", shape: [1500, 1024], rng: &rng)   // several tiles
@@ -139,8 +139,7 @@ struct Setup {
         #expect(outputs[0] == outputs[1] && outputs[1] == outputs[2])
     }
 
-    @Test("verify accepts an output and catches a changed byte")
-    func verify() throws {
+    @Test func verifyAcceptsAnOutputAndCatchesAChangedByte() throws {
         let s = try Setup(mixedCheckpoint())
         defer { s.dir.remove() }
         _ = try Engine.quantize(input: s.input, output: s.output, options: QuantizeOptions())
@@ -155,8 +154,7 @@ struct Setup {
         #expect(bad.problems.contains { $0.contains("model.safetensors.zst") })
     }
 
-    @Test("a broken input is refused with its name, and nothing is left behind")
-    func refusal() throws {
+    @Test func brokenInputIsRefusedWithItsNameAndNothingIsLeftBehind() throws {
         let s = try Setup(mixedCheckpoint())
         defer { s.dir.remove() }
         var bytes = try TempDir.read(s.input)
@@ -171,8 +169,7 @@ struct Setup {
         #expect(TempDir.list(s.dir.path) == ["model.safetensors"])
     }
 
-    @Test("an existing output is refused unless forced, then replaced whole")
-    func existingOutput() throws {
+    @Test func existingOutputIsRefusedUnlessForcedThenReplacedWhole() throws {
         let s = try Setup(mixedCheckpoint())
         defer { s.dir.remove() }
         _ = try Engine.quantize(input: s.input, output: s.output, options: QuantizeOptions())
@@ -187,8 +184,7 @@ struct Setup {
         #expect(Verifier.verify(s.output).ok)
     }
 
-    @Test("NaN or Inf refuses the checkpoint naming tensor and count, unless kept")
-    func nonFinite() throws {
+    @Test func nanOrInfRefusesTheCheckpointNamingTensorAndCountUnlessKept() throws {
         var c = mixedCheckpoint()
         var values = (0..<64).map { Float($0) / 64 }
         values[3] = .nan
@@ -213,8 +209,8 @@ struct Setup {
             == c.entries.last!.bytes)
     }
 
-    @Test("F16, BF16 and F64 inputs are decoded and quantized", arguments: [DType.F16, .BF16, .F64])
-    func otherFloats(dtype: DType) throws {
+    @Test(arguments: [DType.F16, .BF16, .F64])
+    func f16BF16AndF64InputsAreDecodedAndQuantized(dtype: DType) throws {
         let c = mixedCheckpoint(dtype: dtype)
         let s = try Setup(c)
         defer { s.dir.remove() }
@@ -226,8 +222,7 @@ struct Setup {
         #expect(out.raw("layer.0.attn.q.bias") == c.entries[1].bytes)
     }
 
-    @Test("--include and --exclude decide, and the manifest says why")
-    func selection() throws {
+    @Test func includeAndExcludeDecideAndTheManifestSaysWhy() throws {
         let s = try Setup(mixedCheckpoint())
         defer { s.dir.remove() }
         var o = QuantizeOptions()
@@ -248,8 +243,7 @@ struct Setup {
         }
     }
 
-    @Test("a sharded folder keeps its split, rewrites the index and config")
-    func sharded() throws {
+    @Test func shardedFolderKeepsItsSplitAndRewritesTheIndexAndConfig() throws {
         let dir = TempDir("quantd-shards")
         defer { dir.remove() }
         let input = dir["model"]
@@ -286,8 +280,8 @@ struct Setup {
         } throws: { e in (e as! EngineError).reason.contains("model-00009-of-00009.safetensors") }
     }
 
-    @Test("the shards of a folder run side by side, with the same bytes at 1, 2 and 5 threads")
-    func shardsSideBySide() throws {
+    /// The shards of a folder run side by side, with the same bytes at 1, 2 and 5 threads.
+    @Test func shardsRunSideBySideWithTheSameBytesWhateverTheThreadCount() throws {
         let dir = TempDir("quantd-shards-parallel")
         defer { dir.remove() }
         let input = dir["model"]
@@ -339,8 +333,7 @@ struct Setup {
         #expect(TempDir.list(dir.path).filter { $0.hasPrefix(".out-bad") || $0 == "out-bad" }.isEmpty)
     }
 
-    @Test("dequantize rebuilds float32 within half a scale")
-    func dequantize() throws {
+    @Test func dequantizeRebuildsFloat32WithinHalfAScale() throws {
         let c = mixedCheckpoint()
         let s = try Setup(c)
         defer { s.dir.remove() }
@@ -360,8 +353,7 @@ struct Setup {
         #expect(deq.raw("position_ids") == original.raw("position_ids"))
     }
 
-    @Test("a budget smaller than one unit still completes; cancellation leaves nothing")
-    func budgetAndCancel() throws {
+    @Test func budgetSmallerThanOneUnitStillCompletesAndCancellationLeavesNothing() throws {
         var rng = SeededRandom(seed: 5)
         var c = Checkpoint()
         c.addRandom("w.weight", shape: [2048, 1024], rng: &rng)

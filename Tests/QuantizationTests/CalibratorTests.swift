@@ -28,8 +28,8 @@ func calibrate(_ calibrator: any Calibrator, _ x: [Float], _ grid: CodeGrid) -> 
     static let all: [any Calibrator] = [AbsmaxCalibrator(), PercentileCalibrator(), MSECalibrator(),
                                         EntropyCalibrator(), AutoCalibrator()]
 
-    @Test("absmax gives the observed range; percentile interpolates order statistics like numpy")
-    func absmaxAndPercentile() {
+    /// absmax gives the observed range; percentile interpolates order statistics like numpy.
+    @Test func absmaxGivesTheObservedRangeAndPercentileInterpolatesLikeNumpy() {
         var rng = SeededRandom(seed: 10)
         let x: [Float] = (0...1000).map { Float($0) * 0.01 - 2 }.shuffled(using: &rng)
         let sym = CodeGrid(symmetric: true), asym = CodeGrid(symmetric: false)
@@ -48,9 +48,9 @@ func calibrate(_ calibrator: any Calibrator, _ x: [Float], _ grid: CodeGrid) -> 
         #expect(calibrate(PercentileCalibrator(percentile: 100), x, asym) == ClipRange(lo: -2, hi: 8))
     }
 
-    @Test("mse: no coarse grid point has less error than the range it picks (reference error in Double)",
-          arguments: [8, 4])
-    func mseAgainstItsGrid(bits: Int) {
+    /// mse: no coarse grid point has less error than the range it picks (reference error in Double).
+    @Test(arguments: [8, 4])
+    func mseHasNoCoarseGridPointWithLessErrorThanTheRangeItPicks(bits: Int) {
         var rng = SeededRandom(seed: 11)
         for symmetric in [true, false] {
             let grid = CodeGrid(bits: bits, symmetric: symmetric)
@@ -68,8 +68,7 @@ func calibrate(_ calibrator: any Calibrator, _ x: [Float], _ grid: CodeGrid) -> 
         }
     }
 
-    @Test("entropy agrees with a direct port of TensorRT's KL search on random histograms")
-    func entropyAgainstDenseReference() {
+    @Test func entropyAgreesWithAPortOfTensorRTsKLSearchOnRandomHistograms() {
         var rng = SeededRandom(seed: 12)
         for trial in 0..<12 {
             var histogram = [Int](repeating: 0, count: EntropyCalibrator.bins)
@@ -87,8 +86,7 @@ func calibrate(_ calibrator: any Calibrator, _ x: [Float], _ grid: CodeGrid) -> 
         }
     }
 
-    @Test("entropy on known histograms: a uniform one is not clipped, a sparse far tail is")
-    func entropyKnownHistograms() {
+    @Test func entropyClipsASparseFarTailButNotAUniformHistogram() {
         let uniform = [Int](repeating: 10, count: EntropyCalibrator.bins)
         #expect(EntropyCalibrator.bestBinCount(uniform, levels: 128) == 2048)
         var tailed = [Int](repeating: 0, count: EntropyCalibrator.bins)
@@ -106,8 +104,8 @@ func calibrate(_ calibrator: any Calibrator, _ x: [Float], _ grid: CodeGrid) -> 
         #expect(r.hi < 1200 && r.hi >= 128 && r.lo == -r.hi, "\(r)")
     }
 
-    @Test("auto: never more error than any of its candidates, at 8 and 4 bits")
-    func autoIsTheBestCandidate() {
+    /// auto: never more error than any of its candidates, at 8 and 4 bits.
+    @Test func autoHasNeverMoreErrorThanAnyOfItsCandidates() {
         var rng = SeededRandom(seed: 13)
         let auto = AutoCalibrator()
         for bits in [8, 4] {
@@ -127,8 +125,7 @@ func calibrate(_ calibrator: any Calibrator, _ x: [Float], _ grid: CodeGrid) -> 
         }
     }
 
-    @Test("At 8 bits, mse and auto are never worse than absmax, on every kind of row")
-    func eightBitsNeverWorse() {
+    @Test func at8BitsMSEAndAutoAreNeverWorseThanAbsmaxOnAnyKindOfRow() {
         var rng = SeededRandom(seed: 14)
         for symmetric in [true, false] {
             let grid = CodeGrid(symmetric: symmetric)
@@ -145,8 +142,7 @@ func calibrate(_ calibrator: any Calibrator, _ x: [Float], _ grid: CodeGrid) -> 
         }
     }
 
-    @Test("At 4 bits on heavy-tailed data, percentile and mse beat absmax clearly")
-    func fourBitsHeavyTails() {
+    @Test func at4BitsOnHeavyTailedDataPercentileAndMSEBeatAbsmaxClearly() {
         var rng = SeededRandom(seed: 15)
         for symmetric in [true, false] {
             let grid = CodeGrid(bits: 4, symmetric: symmetric)
@@ -159,8 +155,7 @@ func calibrate(_ calibrator: any Calibrator, _ x: [Float], _ grid: CodeGrid) -> 
         }
     }
 
-    @Test("Asymmetric beats symmetric on one-sided data, for every calibrator")
-    func asymmetricOnPositiveData() {
+    @Test func asymmetricBeatsSymmetricOnOneSidedDataForEveryCalibrator() {
         var rng = SeededRandom(seed: 16)
         let x = makeRow(.positiveOnly, count: 4096, using: &rng)
         for c in Self.all {
@@ -170,8 +165,7 @@ func calibrate(_ calibrator: any Calibrator, _ x: [Float], _ grid: CodeGrid) -> 
         }
     }
 
-    @Test("squaredError agrees with the reference measure at every bit width and on clipping params")
-    func squaredErrorAgrees() {
+    @Test func squaredErrorAgreesWithTheReferenceAtEveryBitWidthAndOnClippingParams() {
         var rng = SeededRandom(seed: 17)
         for bits in [2, 4, 8] {
             for symmetric in [true, false] {
@@ -194,8 +188,8 @@ func calibrate(_ calibrator: any Calibrator, _ x: [Float], _ grid: CodeGrid) -> 
         }
     }
 
-    @Test("The calibrated group kernel agrees with its reference twin bit for bit, for every calibrator and format")
-    func calibratedKernelAgrees() {
+    /// The calibrated group kernel agrees with its reference twin bit for bit, for every calibrator and format.
+    @Test func calibratedGroupKernelAgreesWithItsReferenceBitForBit() {
         var rng = SeededRandom(seed: 18)
         for trial in 0..<8 {
             let rows = Int.random(in: 1...4, using: &rng), cols = Int.random(in: 1...700, using: &rng)
@@ -230,8 +224,8 @@ func calibrate(_ calibrator: any Calibrator, _ x: [Float], _ grid: CodeGrid) -> 
         }
     }
 
-    @Test("f16 and bf16 scales: stored exactly, never below the f32 scale, and values come back within scale/2")
-    func scaleFormats() {
+    /// f16 and bf16 scales: stored exactly, never below the f32 scale, and values come back within scale/2.
+    @Test func halfPrecisionScalesAreExactNeverBelowF32AndKeepValuesWithinHalfAScale() {
         var rng = SeededRandom(seed: 19)
         for format in [ScaleFormat.f16, .bf16] {
             for kind in [RowKind.gaussianish, .outliers, .tiny, .positiveOnly, .negativeOnly, .huge] {
@@ -329,8 +323,8 @@ func denseKLSearch(_ histogram: [Int], levels: Int) -> Int {
 }
 
 @Suite struct SelectionTests {
-    @Test("percentile selection gives the order statistics of a full sort, ties and duplicates included")
-    func selectionMatchesSort() {
+    /// Percentile selection gives the order statistics of a full sort, ties and duplicates included.
+    @Test func percentileSelectionGivesTheOrderStatisticsOfAFullSort() {
         var rng = SeededRandom(seed: 30)
         for trial in 0..<200 {
             let n = trial < 5 ? trial + 1 : Int.random(in: 1...600, using: &rng)

@@ -21,8 +21,8 @@ import TestSupport
         }
     }
 
-    @Test("quantizeGroups agrees bit for bit on random shapes, group sizes and kinds of rows")
-    func groupsAgreeOnRandomTiles() {
+    /// `quantizeGroups` agrees bit for bit on random shapes, group sizes and kinds of rows.
+    @Test func quantizeGroupsAgreesBitForBitOnRandomShapesGroupSizesAndRows() {
         var rng = SeededRandom(seed: 1)
         for trial in 0..<120 {
             let rows = Int.random(in: 1...7, using: &rng)
@@ -47,8 +47,8 @@ import TestSupport
         }
     }
 
-    @Test("quantizeGroups agrees on rows long enough to flush the lane sums, with one row per channel")
-    func groupsAgreeOnLongRows() {
+    /// `quantizeGroups` agrees on rows long enough to flush the lane sums, with one row per channel.
+    @Test func quantizeGroupsAgreesOnRowsLongEnoughToFlushTheLaneSums() {
         var rng = SeededRandom(seed: 2)
         let rows = 3, cols = 9_001
         let x = makeRow(.outliers, count: rows * cols, using: &rng)
@@ -62,8 +62,7 @@ import TestSupport
         }
     }
 
-    @Test("Non-finite values are counted, ignored by the range, and coded the same by both kernels")
-    func nonFiniteValuesAreCounted() {
+    @Test func nonFiniteValuesAreCountedIgnoredByTheRangeAndCodedTheSameByBothKernels() {
         var rng = SeededRandom(seed: 3)
         let rows = 4, cols = 77
         var x = makeRow(.gaussianish, count: rows * cols, using: &rng)
@@ -91,8 +90,7 @@ import TestSupport
         #expect(range.nonFinite == specials.count)
     }
 
-    @Test("Per-tensor quantize agrees, including params that clip and ties at the clipping edge")
-    func perTensorAgrees() {
+    @Test func perTensorQuantizeAgreesIncludingClippingParamsAndTiesAtTheEdge() {
         var rng = SeededRandom(seed: 4)
         for trial in 0..<60 {
             let count = Int.random(in: 0...700, using: &rng)
@@ -136,8 +134,7 @@ import TestSupport
         }
     }
 
-    @Test("Clipping counts rounded codes outside the range, ties at the edge included")
-    func clippingAtTheEdge() {
+    @Test func clippingCountsRoundedCodesOutsideTheRangeTiesAtTheEdgeIncluded() {
         // scale 1: 127.5 rounds to 128 (clipped), 126.5 to 126, -127.5 to -128 (clipped), -127.4 to -127.
         let x: [Float] = [127.5, 126.5, -127.5, -127.4, 127.49, 1000, -.infinity, .nan]
         let expected: [Int8] = [127, 126, -127, -127, 127, 127, -127, 127]
@@ -164,8 +161,7 @@ import TestSupport
         }
     }
 
-    @Test("Fast range agrees with the reference on random data and chunk edges")
-    func rangeAgrees() {
+    @Test func fastRangeAgreesWithTheReferenceOnRandomDataAndChunkEdges() {
         var rng = SeededRandom(seed: 5)
         for count in [0, 1, 15, 16, 17, 31, 33, 63, 65, 4095, 4096, 4097, 10_000] {
             var x = makeRow(.mixed, count: count, using: &rng)
@@ -178,8 +174,7 @@ import TestSupport
         #expect(empty == .empty && empty.absmax == 0)
     }
 
-    @Test("Fast dequantizeGroups matches the reference bit for bit")
-    func dequantizeAgrees() {
+    @Test func fastDequantizeGroupsMatchesTheReferenceBitForBit() {
         var rng = SeededRandom(seed: 6)
         let rows = 5, cols = 101
         let x = makeRow(.outliers, count: rows * cols, using: &rng)
