@@ -83,14 +83,19 @@ let package = Package(
         ),
         // Calls the kernels with wrong sizes, for KernelEdgeTests: built in release, it shows that the checks hold.
         .executableTarget(name: "KernelEdgeProbe", dependencies: ["Quantization"], path: "Tests/KernelEdgeProbe"),
+        // What every test target shares: seeded inputs, temporary folders, checkpoints, running the built programs,
+        // decoding outputs. It runs quantd as a program: it links the formats and the system layer, not the engine
+        // or the daemon.
         .target(
             name: "TestSupport",
-            dependencies: ["SafeTensors", "Zstd"],
+            dependencies: [
+                "SafeTensors", "Zstd", "QuantSystem", .product(name: "SystemPackage", package: "swift-system"),
+            ],
             path: "Tests/TestSupport"
         ),
-        .testTarget(name: "ZstdTests", dependencies: ["Zstd"]),
-        .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
-        .testTarget(name: "QuantizationTests", dependencies: ["Quantization"]),
+        .testTarget(name: "ZstdTests", dependencies: ["Zstd", "TestSupport"]),
+        .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "TestSupport"]),
+        .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "TestSupport"]),
         .testTarget(
             name: "QuantEngineTests",
             dependencies: [
@@ -98,7 +103,7 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
-        .testTarget(name: "QuantDaemonTests", dependencies: ["QuantDaemon", "QuantEngine", "QuantSystem"]),
+        .testTarget(name: "QuantDaemonTests", dependencies: ["QuantDaemon", "QuantEngine", "QuantSystem", "TestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["SafeTensors", "Zstd", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

@@ -8,9 +8,9 @@ import TestSupport
     static let bench = URL(fileURLWithPath: Paths.quantd).deletingLastPathComponent()
         .appendingPathComponent("quantd-bench").path
 
-    @Test("a 64 MiB run prints the table and writes a JSON report with positive figures",
-          .enabled(if: Shell.which("zstd") != nil, "the zstd command is not installed (make test installs it)"))
-    func smallRun() throws {
+    /// A 64 MiB run prints the table and writes a JSON report with positive figures.
+    @Test(.enabled(if: Shell.which("zstd") != nil, "the zstd command is not installed (make test installs it)"))
+    func smallRunPrintsTheTableAndWritesAJSONReportWithPositiveFigures() throws {
         let dir = TempDir("quantd-bench")
         defer { dir.remove() }
         let r = Shell.run(Self.bench, ["--size", "64M", "--skip-python", "--repeat", "1",
@@ -69,16 +69,14 @@ import TestSupport
         #expect(!left.contains { $0.hasPrefix("out-") || $0.hasPrefix("payload") })
     }
 
-    @Test("the product binary has only the user's commands: no bench, no measuring mode")
-    func notInQuantd() {
+    @Test func quantdHasOnlyTheUsersCommandsNoBenchNoMeasuringMode() {
         let help = Shell.run(Paths.quantd, ["--help"])
         #expect(help.status == 0 && help.stdout.contains("quantize") && !help.stdout.contains("bench"), "\(help.stdout)")
         #expect(Shell.run(Paths.quantd, ["bench", "--size", "64M"]).status == 64)
         #expect(Shell.run(Paths.quantd, ["--measure-child", "/dev/null", "--", "/bin/true"]).status == 64)
     }
 
-    @Test("without a quantd beside it or --quantd, it says so and measures nothing")
-    func needsQuantd() throws {
+    @Test func withoutAQuantdBesideItOrGivenItSaysSoAndMeasuresNothing() throws {
         let dir = TempDir("quantd-bench")
         defer { dir.remove() }
         let r = Shell.run(Self.bench, ["--size", "64M", "--dir", dir.path, "--quantd", dir["no-quantd"]])

@@ -8,18 +8,13 @@ import TestSupport
     func quantd(_ args: String...) -> Shell.Result { Shell.run(Paths.quantd, args) }
 
     func smallModel(_ dir: TempDir) throws -> String {
-        var rng = SeededRandom(seed: 11)
-        var c = Checkpoint()
-        c.addRandom("enc.0.weight", shape: [96, 130], rng: &rng)
-        c.addRandom("enc.0.bias", shape: [96], rng: &rng)
-        c.addRandom("enc.1.weight", shape: [700, 512], rng: &rng)
         let path = dir["model.safetensors"]
-        try c.write(to: path)
+        try Checkpoint.random([("enc.0.weight", [96, 130]), ("enc.0.bias", [96]), ("enc.1.weight", [700, 512])],
+                              seed: 11).write(to: path)
         return path
     }
 
-    @Test("quantize, verify, inspect and dequantize on a small model")
-    func basicFlow() throws {
+    @Test func quantizeVerifyInspectAndDequantizeASmallModel() throws {
         let dir = TempDir("quantd-cli")
         defer { dir.remove() }
         let input = try smallModel(dir)
@@ -36,12 +31,11 @@ import TestSupport
         #expect(i2.stdout.contains("enc.0.bias") && i2.stdout.contains("F32"))
         let d = quantd("dequantize", dir["out"], "-o", dir["deq.safetensors"])
         #expect(d.status == 0, "\(d.stderr)")
-        let deq = try Decoded(safetensors: try TempDir.read(dir["deq.safetensors"]))
+        let deq = try DecodedCheckpoint(safetensors: try TempDir.read(dir["deq.safetensors"]))
         #expect(deq.tensor("enc.1.weight")?.dtype == .F32)
     }
 
-    @Test("the zstd command-line tool decompresses the output into a valid safetensors file")
-    func plainZstd() throws {
+    @Test func zstdToolDecompressesTheOutputIntoAValidSafetensorsFile() throws {
         let dir = TempDir("quantd-cli")
         defer { dir.remove() }
         let input = try smallModel(dir)
@@ -52,7 +46,7 @@ import TestSupport
         }
         let r = Shell.run(zstd, ["-q", "-d", dir["out"] + "/model.safetensors.zst", "-o", dir["plain.safetensors"]])
         #expect(r.status == 0, "\(r.stderr)")
-        let plain = try Decoded(safetensors: try TempDir.read(dir["plain.safetensors"]))
+        let plain = try DecodedCheckpoint(safetensors: try TempDir.read(dir["plain.safetensors"]))
         // The default (W8A16): compressed-tensors' pack-quantized layout, groups of 128.
         #expect(plain.tensor("enc.1.weight_packed")?.dtype == .I32 && plain.tensor("enc.1.weight_packed")?.shape == [700, 128])
         #expect(plain.tensor("enc.1.weight_scale")?.shape == [700, 4])
@@ -61,8 +55,7 @@ import TestSupport
         #expect(plain.header.metadata.contains { $0.key == "quantd_version" })
     }
 
-    @Test("1 thread and 2 threads write identical bytes")
-    func threadsIdentical() throws {
+    @Test func oneThreadAndTwoThreadsWriteIdenticalBytes() throws {
         let dir = TempDir("quantd-cli")
         defer { dir.remove() }
         let input = try smallModel(dir)
@@ -71,15 +64,12 @@ import TestSupport
         #expect(try TempDir.read(dir["a"] + "/model.safetensors.zst") == TempDir.read(dir["b"] + "/model.safetensors.zst"))
     }
 
-    @Test("on a terminal, quantize shows live progress on stderr",
-          .enabled(if: Shell.which("script") != nil, "util-linux `script` (a pseudo-terminal) is absent"))
-    func terminalProgress() throws {
+    @Test(.enabled(if: Shell.which("script") != nil, "util-linux `script` (a pseudo-terminal) is absent"))
+    func onATerminalQuantizeShowsLiveProgressOnStderr() throws {
         let dir = TempDir("quantd-cli")
         defer { dir.remove() }
-        var rng = SeededRandom(seed: 4)
-        var c = Checkpoint()
-        for i in 0..<6 { c.addRandom("layer.\(i).weight", shape: [512, 1024], rng: &rng) }
-        try c.write(to: dir["model.safetensors"])
+        try Checkpoint.random((0..<6).map { ("layer.\($0).weight", [512, 1024]) }, seed: 4)
+            .write(to: dir["model.safetensors"])
         // Level 15 makes the job last long enough for several progress lines, whatever the machine.
         let command = "\(Paths.quantd) quantize \(dir["model.safetensors"]) -o \(dir["out"]) --threads 1 --level 15"
         let r = Shell.run(try #require(Shell.which("script")), ["-q", "-e", "-c", command, "/dev/null"])
@@ -89,8 +79,7 @@ import TestSupport
         #expect(r.stdout.contains("6 tensors (6 quantized, 0 kept)"))
     }
 
-    @Test("calibration options reach the manifest, and report shows the guard's decisions")
-    func calibrationOptions() throws {
+    @Test func calibrationOptionsReachTheManifestAndReportShowsTheGuardsDecisions() throws {
         let dir = TempDir("quantd-cli")
         defer { dir.remove() }
         let input = try smallModel(dir)
@@ -111,8 +100,7 @@ import TestSupport
         #expect(r.stdout.contains("0 of 3 tensors quantized"), "\(r.stdout)")
     }
 
-    @Test("exit codes follow sysexits and messages name the file")
-    func exitCodes() throws {
+    @Test func exitCodesFollowSysexitsAndMessagesNameTheFile() throws {
         let dir = TempDir("quantd-cli")
         defer { dir.remove() }
         let input = try smallModel(dir)
@@ -146,20 +134,17 @@ import TestSupport
     func modelFolder(_ dir: TempDir) throws -> String {
         let folder = dir["model"]
         _ = Shell.run("/bin/mkdir", ["-p", folder + "/1_Pooling"])
-        var rng = SeededRandom(seed: 5)
-        var c = Checkpoint()
-        c.addRandom("encoder.dense.weight", shape: [64, 130], rng: &rng)
-        c.addRandom("encoder.dense.bias", shape: [64], rng: &rng)
-        c.addRandom("embeddings.word_embeddings.weight", shape: [50, 64], rng: &rng)
-        try c.write(to: folder + "/model.safetensors")
+        try Checkpoint.random([("encoder.dense.weight", [64, 130]), ("encoder.dense.bias", [64]),
+                               ("embeddings.word_embeddings.weight", [50, 64])], seed: 5)
+            .write(to: folder + "/model.safetensors")
         try TempDir.write(Array(#"{"model_type": "bert"}"#.utf8), to: folder + "/config.json")
         try TempDir.write(Array("[PAD]\nhello\n".utf8), to: folder + "/vocab.txt")
         try TempDir.write(Array(#"{"pooling_mode_mean_tokens": true}"#.utf8), to: folder + "/1_Pooling/config.json")
         return folder
     }
 
-    @Test("unpack writes the plain folder: quantized safetensors, config.json, every carried file as it was")
-    func plainFolder() throws {
+    /// Unpack writes the plain folder: quantized safetensors, config.json, every carried file as it was.
+    @Test func unpackWritesThePlainFolderWithEveryCarriedFileAsItWas() throws {
         let dir = TempDir("quantd-unpack")
         defer { dir.remove() }
         let input = try modelFolder(dir)
@@ -169,7 +154,7 @@ import TestSupport
         #expect(TempDir.list(dir["plain"]) == ["1_Pooling", "config.json", "model.safetensors", "vocab.txt"])
         #expect(try TempDir.read(dir["plain"] + "/vocab.txt") == TempDir.read(input + "/vocab.txt"))
         #expect(try TempDir.read(dir["plain"] + "/1_Pooling/config.json") == TempDir.read(input + "/1_Pooling/config.json"))
-        let weights = try Decoded(safetensors: try TempDir.read(dir["plain"] + "/model.safetensors"))
+        let weights = try DecodedCheckpoint(safetensors: try TempDir.read(dir["plain"] + "/model.safetensors"))
         #expect(weights.tensor("encoder.dense.weight_packed")?.dtype == .I32)
         // 130 columns: groups of 65, the largest divisor of the row below 128.
         #expect(weights.tensor("encoder.dense.weight_scale")?.shape == [64, 2])
@@ -182,8 +167,7 @@ import TestSupport
 
     /// A manifest is input too: one naming a path outside the folder (here a real file with the right bytes, so
     /// only the path rule stands between it and a write outside the destination) is refused.
-    @Test("verify and unpack refuse a manifest that names paths outside the folder")
-    func refusesEscapingNames() throws {
+    @Test func verifyAndUnpackRefuseAManifestNamingPathsOutsideTheFolder() throws {
         let dir = TempDir("quantd-unpack")
         defer { dir.remove() }
         let input = try modelFolder(dir)
@@ -201,9 +185,8 @@ import TestSupport
         #expect(TempDir.list(dir["dest"]).isEmpty, "nothing written")
     }
 
-    @Test("unpack refuses an output that does not verify, naming what failed, and writes nothing",
-          arguments: ["vocab.txt", "model.safetensors.zst", "1_Pooling/config.json"])
-    func refusesCorruption(file: String) throws {
+    @Test(arguments: ["vocab.txt", "model.safetensors.zst", "1_Pooling/config.json"])
+    func unpackRefusesAnOutputThatDoesNotVerifyNamingWhatFailedAndWritesNothing(file: String) throws {
         let dir = TempDir("quantd-unpack")
         defer { dir.remove() }
         #expect(quantd("quantize", try modelFolder(dir), "-o", dir["out"]).status == 0)
@@ -220,15 +203,15 @@ import TestSupport
 struct FixtureTests {
     func quantd(_ args: [String]) -> Shell.Result { Shell.run(Paths.quantd, args) }
 
-    @Test("the real checkpoint quantizes per channel, verifies, and each tensor is as good as per-row rounding")
-    func minilm() throws {
+    /// The real checkpoint quantizes per channel, verifies, and each tensor is as good as per-row rounding.
+    @Test func realCheckpointQuantizesPerChannelAndEachTensorIsAsGoodAsPerRowRounding() throws {
         let dir = TempDir("quantd-minilm")
         defer { dir.remove() }
         let r = quantd(["quantize", Paths.minilm, "-o", dir["q-out"], "--granularity", "channel"])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(quantd(["verify", dir["q-out"]]).status == 0)
-        let original = try Decoded(safetensors: try TempDir.read(Paths.minilm))
-        let out = try Decoded(zst: dir["q-out"] + "/model.safetensors.zst")
+        let original = try DecodedCheckpoint(safetensors: try TempDir.read(Paths.minilm))
+        let out = try DecodedCheckpoint(zst: dir["q-out"] + "/model.safetensors.zst")
         #expect(original.header.tensors.count == 104)
         #expect(out.raw("embeddings.position_ids") == original.raw("embeddings.position_ids"))
         var quantized = 0
@@ -244,8 +227,7 @@ struct FixtureTests {
     }
 
     /// Issue 5's bar: no tensor below 33 dB, median 1 dB above per-row absmax, at most 8.25 bits per weight.
-    @Test("the default scheme meets the quality bar, every value within half its group's scale")
-    func defaultScheme() throws {
+    @Test func defaultSchemeMeetsTheQualityBarEveryValueWithinHalfItsGroupsScale() throws {
         let dir = TempDir("quantd-minilm")
         defer { dir.remove() }
         #expect(quantd(["quantize", Paths.minilm, "-o", dir["default"]]).status == 0)
@@ -259,8 +241,8 @@ struct FixtureTests {
         #expect(median >= rowMedian + 1, "median \(median) dB, per-row absmax \(rowMedian) dB")
         #expect(try #require(chosen["bits_per_quantized_weight"] as? Double) <= 8.25)
 
-        let original = try Decoded(safetensors: try TempDir.read(Paths.minilm))
-        let out = try Decoded(zst: dir["default"] + "/model.safetensors.zst")
+        let original = try DecodedCheckpoint(safetensors: try TempDir.read(Paths.minilm))
+        let out = try DecodedCheckpoint(zst: dir["default"] + "/model.safetensors.zst")
         for t in original.header.tensors where out.tensor(t.name + "_scale") != nil {
             let x = original.floats(t.name), q = out.codes(t.name), s = out.floats(t.name + "_scale")
             let cols = x.count / t.shape[0], groups = s.count / t.shape[0]
@@ -274,8 +256,7 @@ struct FixtureTests {
         }
     }
 
-    @Test("report lists the quantized tensors worst first, then totals")
-    func report() throws {
+    @Test func reportListsTheQuantizedTensorsWorstFirstThenTotals() throws {
         let dir = TempDir("quantd-minilm")
         defer { dir.remove() }
         #expect(quantd(["quantize", Paths.minilm, "-o", dir["out"], "--granularity", "channel"]).status == 0)
@@ -301,11 +282,11 @@ struct FixtureTests {
         return try #require(json["totals"] as? [String: Any])
     }
 
-    @Test("F16 and BF16 conversions of the checkpoint quantize too", arguments: [DType.F16, .BF16])
-    func halfPrecision(dtype: DType) throws {
+    @Test(arguments: [DType.F16, .BF16])
+    func f16AndBF16ConversionsOfTheCheckpointQuantizeToo(dtype: DType) throws {
         let dir = TempDir("quantd-minilm")
         defer { dir.remove() }
-        let original = try Decoded(safetensors: try TempDir.read(Paths.minilm))
+        let original = try DecodedCheckpoint(safetensors: try TempDir.read(Paths.minilm))
         var c = Checkpoint()
         c.metadata = original.header.metadata
         for t in original.header.tensorsByOffset {
@@ -323,9 +304,8 @@ struct FixtureTests {
     /// `pack_to_int32` (8 bits: word j of a row holds codes 4j..4j+3, code i in bits 8i..8i+7 as code + 128), to the
     /// same codes as the unpacked layout of the same quantization (W8A16 per channel against W8A8); asymmetric groups
     /// (int-quantized) dequantize within half a scale.
-    @Test("Python's safetensors loads the decompressed output; the packed layout unpacks to the same codes",
-          .enabled(if: Shell.python(has: ["safetensors", "numpy"]), "python3 with safetensors and numpy is absent"))
-    func pythonInterop() throws {
+    @Test(.enabled(if: Shell.python(has: ["safetensors", "numpy"]), "python3 with safetensors and numpy is absent"))
+    func pythonLoadsTheDecompressedOutputAndThePackedLayoutUnpacksToTheSameCodes() throws {
         let dir = TempDir("quantd-minilm")
         defer { dir.remove() }
         let zstd = try #require(Shell.which("zstd"))
@@ -381,19 +361,16 @@ struct FixtureTests {
 }
 
 @Suite("README") struct ReadmeTests {
-    @Test("the README's Python snippet loads and dequantizes an output",
-          .enabled(if: Shell.python(has: ["safetensors", "numpy", "zstandard"]),
-                   "python3 with safetensors, numpy and zstandard is absent"))
-    func pythonSnippet() throws {
+    @Test(.enabled(if: Shell.python(has: ["safetensors", "numpy", "zstandard"]),
+          "python3 with safetensors, numpy and zstandard is absent"))
+    func readmePythonSnippetLoadsAndDequantizesAnOutput() throws {
         let readme = String(decoding: try TempDir.read(Paths.root + "/README.md"), as: UTF8.self)
         let block = try #require(readme.components(separatedBy: "```python\n").dropFirst().first?
             .components(separatedBy: "```").first)
         let dir = TempDir("quantd-readme")
         defer { dir.remove() }
-        var rng = SeededRandom(seed: 2)
-        var c = Checkpoint()
-        c.addRandom("encoder.layer.0.attention.self.query.weight", shape: [48, 300], rng: &rng)
-        try c.write(to: dir["model.safetensors"])
+        try Checkpoint.random([("encoder.layer.0.attention.self.query.weight", [48, 300])], seed: 2)
+            .write(to: dir["model.safetensors"])
         for extra in [[String](), ["--asymmetric", "--granularity", "group", "--group-size", "64"],
                       ["--granularity", "tensor", "--asymmetric"], ["--granularity", "channel", "--scale-dtype", "f16"],
                       ["--group-size", "64", "--scale-dtype", "f16", "--asymmetric"], ["--scheme", "W8A8"],

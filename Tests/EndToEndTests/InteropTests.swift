@@ -22,9 +22,8 @@ struct InteropTests {
         "W8A16 --asymmetric": [("transformers", 0.999)],
     ]
 
-    @Test("the fixture folder quantized, unpacked and loaded, close to fp32",
-          arguments: ["W8A16", "W8A8", "W8A16 --asymmetric"])
-    func loads(scheme: String) throws {
+    @Test(arguments: ["W8A16", "W8A8", "W8A16 --asymmetric"])
+    func fixtureFolderQuantizedAndUnpackedLoadsCloseToFP32(scheme: String) throws {
         let dir = TempDir("quantd-interop")
         defer { dir.remove() }
         let flags = scheme.split(separator: " ").map(String.init)
@@ -56,22 +55,13 @@ struct InteropTests {
        .enabled(if: Shell.interopPython != nil,
                 "no Python with torch, transformers and compressed-tensors (scripts/interop/venv.sh makes one)"))
 struct DaemonInteropTests {
-    @Test("drop, commit, unpack, from_pretrained")
-    func dropped() throws {
+    @Test func droppedFolderIsCommittedUnpackedAndLoadsWithFromPretrained() throws {
         let dir = TempDir("quantd-interop-daemon")
         defer { dir.remove() }
-        let spool = dir["spool"]
-        let daemon = Process()
-        daemon.executableURL = URL(fileURLWithPath: Paths.quantd)
-        daemon.arguments = ["run", "--spool", spool, "--settle-seconds", "0", "--log-file", dir["log"],
-                            "--set", "instance=ci"]
-        daemon.standardOutput = FileHandle.nullDevice
-        daemon.standardError = FileHandle.nullDevice
-        try daemon.run()
-        defer {
-            if daemon.isRunning { daemon.terminate() }
-            daemon.waitUntilExit()
-        }
+        let spool = dir.spool
+        let daemon = try DaemonProcess(
+            arguments: ["run", "--spool", spool, "--settle-seconds", "0", "--set", "instance=ci"], scratch: dir)
+        defer { daemon.stop() }
         let deadline = Date().addingTimeInterval(120)
         while !FileManager.default.fileExists(atPath: spool + "/incoming") && Date() < deadline { usleep(50_000) }
         // Built beside incoming/ under a dot-name, then renamed in: the documented way to drop a folder.

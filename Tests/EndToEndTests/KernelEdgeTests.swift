@@ -20,24 +20,23 @@ struct KernelEdgeTests {
         return Shell.run(try #require(releaseProbe), [name], environment: environment)
     }
 
-    @Test("right sizes return")
-    func valid() throws {
+    @Test func rightSizesReturn() throws {
         let r = try probe("valid")
         #expect(r.status == 0 && r.stdout == "returned\n", "\(r.status) \(r.stderr)")
     }
 
-    @Test("wrong sizes stop the program with the check's message", arguments: [
-        ("tile-codes", "x and q must hold rows * cols elements"),
-        ("tile-scales", "scales must hold rows * groupsPerRow elements"),
-        ("tile-overflow", "x and q must hold rows * cols elements"),
-        ("per-tensor", "q must hold as many elements as x"),
-        ("dequantize", "q and out must hold rows * cols elements"),
-        ("pack", "pack: buffers smaller than the rows"),
-        ("unpack", "unpack: buffers smaller than the rows"),
-        ("quantile", "a quantile in [0, 1] of at least one value"),
-        ("histogram", "a histogram of 2048 bins and at least one level"),
-    ])
-    func trap(_ name: String, _ message: String) throws {
+    @Test(arguments: [
+          ("tile-codes", "x and q must hold rows * cols elements"),
+          ("tile-scales", "scales must hold rows * groupsPerRow elements"),
+          ("tile-overflow", "x and q must hold rows * cols elements"),
+          ("per-tensor", "q must hold as many elements as x"),
+          ("dequantize", "q and out must hold rows * cols elements"),
+          ("pack", "pack: buffers smaller than the rows"),
+          ("unpack", "unpack: buffers smaller than the rows"),
+          ("quantile", "a quantile in [0, 1] of at least one value"),
+          ("histogram", "a histogram of 2048 bins and at least one level"),
+          ])
+    func wrongSizesStopTheProgramWithTheChecksMessage(_ name: String, _ message: String) throws {
         let r = try probe(name)
         // fatalError ends the process on SIGILL (ud2); it never gets to print "returned".
         #expect(r.status == SIGILL && r.stdout.isEmpty, "\(name): status \(r.status), stdout \(r.stdout)")

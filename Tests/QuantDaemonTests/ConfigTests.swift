@@ -1,15 +1,13 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import QuantDaemon
 import QuantEngine
 
 @Suite("Configuration")
 struct ConfigTests {
-    static let packageRoot = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
-
     @Test func shippedFileParsesAndStatesEveryDefault() throws {
-        let text = try String(contentsOfFile: Self.packageRoot + "/config/quantd.toml", encoding: .utf8)
+        let text = try String(contentsOfFile: Paths.root + "/config/quantd.toml", encoding: .utf8)
         let environment = ["HOME": "/home/someone"]
         var fromFile = DaemonConfig(environment: environment)
         try fromFile.apply(fileText: text, source: "quantd.toml")
@@ -54,8 +52,8 @@ struct ConfigTests {
 
     /// `quantd run` reads its environment (Foundation's `ProcessInfo`): the default spool follows `XDG_STATE_HOME`.
     @Test func defaultSpoolFollowsTheProcessEnvironment() async throws {
-        let scratch = try Scratch()
-        defer { scratch.cleanUp() }
+        let scratch = TempDir()
+        defer { scratch.remove() }
         let daemon = try DaemonProcess(arguments: ["run", "--settle-seconds", "0"], scratch: scratch,
                                        environment: ["XDG_STATE_HOME": scratch.path + "/state"])
         defer { daemon.stop() }
@@ -131,9 +129,9 @@ struct ConfigTests {
     }
 
     @Test func commandLineOverridesComeAfterTheFile() throws {
-        let scratch = try Scratch()
-        defer { scratch.cleanUp() }
-        let file = try scratch.write("max_jobs = 3\nsettle_seconds = 9\n", to: "c.toml")
+        let scratch = TempDir()
+        defer { scratch.remove() }
+        let file = try scratch.write("max_jobs = 3\nsettle_seconds = 9\n", as: "c.toml")
         let config = try DaemonConfig.load(
             file: file,
             overrides: [.assignment("settle_seconds=2"), .flag("--max-jobs", key: "max_jobs", .integer(4)),

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Testing
+import TestSupport
 
 /// The real `quantd run` binary, real files, signals and sockets: what does not need the
 /// engine to succeed.
@@ -9,8 +10,8 @@ struct DaemonLifecycleTests {
     static let fast = ["--set", "rescan_seconds=30", "--settle-seconds", "1"]
 
     @Test func sdNotifyReadyWatchdogStatusAndStoppingOnARealSocket() async throws {
-        let scratch = try Scratch()
-        defer { scratch.cleanUp() }
+        let scratch = TempDir()
+        defer { scratch.remove() }
         let socket = try NotifySocket(path: scratch.path + "/notify.sock")
         let daemon = try DaemonProcess(
             arguments: ["run", "--spool", scratch.spool] + Self.fast, scratch: scratch,
@@ -30,8 +31,8 @@ struct DaemonLifecycleTests {
     }
 
     @Test func abstractNotifySocketIsSupported() async throws {
-        let scratch = try Scratch()
-        defer { scratch.cleanUp() }
+        let scratch = TempDir()
+        defer { scratch.remove() }
         let name = "quantd-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let socket = try NotifySocket(abstract: name)
         let daemon = try DaemonProcess(
@@ -45,8 +46,8 @@ struct DaemonLifecycleTests {
     }
 
     @Test func sigtermWhenIdleExitsZeroAndSaysStopping() async throws {
-        let scratch = try Scratch()
-        defer { scratch.cleanUp() }
+        let scratch = TempDir()
+        defer { scratch.remove() }
         let daemon = try DaemonProcess(arguments: ["run", "--spool", scratch.spool] + Self.fast, scratch: scratch)
         defer { daemon.stop() }
         try await daemon.waitFor("watching")
@@ -60,8 +61,8 @@ struct DaemonLifecycleTests {
     }
 
     @Test func logIsReopenedAfterRotationAndEveryLineIsJSON() async throws {
-        let scratch = try Scratch()
-        defer { scratch.cleanUp() }
+        let scratch = TempDir()
+        defer { scratch.remove() }
         let daemon = try DaemonProcess(arguments: ["run", "--spool", scratch.spool] + Self.fast, scratch: scratch)
         defer { daemon.stop() }
         try await daemon.waitFor("watching")
@@ -86,9 +87,9 @@ struct DaemonLifecycleTests {
     }
 
     @Test func invalidConfigRefusesToStartNamingTheKey() async throws {
-        let scratch = try Scratch()
-        defer { scratch.cleanUp() }
-        let file = try scratch.write("spool = \"\(scratch.spool)\"\nmax_jobs = 0\n", to: "bad.toml")
+        let scratch = TempDir()
+        defer { scratch.remove() }
+        let file = try scratch.write("spool = \"\(scratch.spool)\"\nmax_jobs = 0\n", as: "bad.toml")
         let daemon = try DaemonProcess(arguments: ["run", "--config", file], scratch: scratch, logToFile: false)
         defer { daemon.stop() }
         #expect(try await daemon.waitForExit() == 78)
@@ -102,20 +103,20 @@ struct DaemonLifecycleTests {
     }
 
     @Test func invalidReloadKeepsTheRunningConfiguration() async throws {
-        let scratch = try Scratch()
-        defer { scratch.cleanUp() }
+        let scratch = TempDir()
+        defer { scratch.remove() }
         let file = try scratch.write(
-            "spool = \"\(scratch.spool)\"\nsettle_seconds = 1\nrescan_seconds = 30\n", to: "quantd.toml")
+            "spool = \"\(scratch.spool)\"\nsettle_seconds = 1\nrescan_seconds = 30\n", as: "quantd.toml")
         let daemon = try DaemonProcess(arguments: ["run", "--config", file], scratch: scratch)
         defer { daemon.stop() }
         try await daemon.waitFor("watching")
-        _ = try scratch.write("spool = \"\(scratch.spool)\"\nsettle_seconds = \"often\"\n", to: "quantd.toml")
+        _ = try scratch.write("spool = \"\(scratch.spool)\"\nsettle_seconds = \"often\"\n", as: "quantd.toml")
         daemon.signal(SIGHUP)
         let warning = try await daemon.waitFor("reload_failed")
         #expect((warning.first?["reason"] as? String)?.contains("key 'settle_seconds'") == true)
         #expect(warning.first?["level"] as? String == "warning")
         // Still running on the old settings: a valid reload is then taken.
-        _ = try scratch.write("spool = \"\(scratch.spool)\"\nsettle_seconds = 2\nmax_jobs = 2\n", to: "quantd.toml")
+        _ = try scratch.write("spool = \"\(scratch.spool)\"\nsettle_seconds = 2\nmax_jobs = 2\n", as: "quantd.toml")
         daemon.signal(SIGHUP)
         let reloaded = try await daemon.waitFor("reloaded")
         let config = try #require(reloaded.first?["config"] as? [String: Any])
@@ -125,25 +126,15 @@ struct DaemonLifecycleTests {
     }
 
     @Test func nonRegularEntriesAreQuarantinedWithoutBeingOpened() async throws {
-        let scratch = try Scratch()
-        defer { scratch.cleanUp() }
+        let scratch = TempDir()
+        defer { scratch.remove() }
         try FileManager.default.createDirectory(atPath: scratch.incoming, withIntermediateDirectories: true)
         // A FIFO would block whoever opened it; a symlink points at a FIFO and at a secret.
         #expect(mkfifo(scratch.incoming + "/pipe.safetensors", 0o644) == 0)
         #expect(symlink(scratch.incoming + "/pipe.safetensors", scratch.incoming + "/to-pipe.safetensors") == 0)
         #expect(symlink("/etc/shadow", scratch.incoming + "/secret.safetensors") == 0)
-        let listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        let listener = bindSocket(scratch.incoming + "/sock.safetensors")
         defer { close(listener) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (i, byte) in (scratch.incoming + "/sock.safetensors").utf8.enumerated() { raw[i] = byte }
-        }
-        _ = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
         // Ignored names stay where they are.
         for ignored in [".hidden.safetensors", "a.safetensors.partial", "b.tmp", "c.incomplete"] {
             FileManager.default.createFile(atPath: scratch.incoming + "/" + ignored, contents: Data([1]))
@@ -170,8 +161,8 @@ struct DaemonLifecycleTests {
     }
 
     @Test func restartRequeuesOwnClaimsAndRemovesStaleStaging() async throws {
-        let scratch = try Scratch()
-        defer { scratch.cleanUp() }
+        let scratch = TempDir()
+        defer { scratch.remove() }
         // Staging of this instance, of another one (no lock file: unknown, maybe alive elsewhere), and of a
         // `quantd quantize` run (a pid, no instance).
         for folder in ["incoming", "active", "out/.x.tmp-me-1234", "out/.y.tmp-other-99", "out/.z.tmp-4321", "done",
@@ -205,13 +196,13 @@ struct DaemonLifecycleTests {
     }
 
     @Test func inPlaceWriterIsNotTakenBeforeItClosesAndSettles() async throws {
-        let scratch = try Scratch()
-        defer { scratch.cleanUp() }
+        let scratch = TempDir()
+        defer { scratch.remove() }
         let daemon = try DaemonProcess(
             arguments: ["run", "--spool", scratch.spool] + Self.fast, scratch: scratch)
         defer { daemon.stop() }
         try await daemon.waitFor("watching")
-        let bytes = smallCheckpoint(seed: 7)
+        let bytes = Checkpoint.layers(seed: 7).bytes
         // Written in place like `cp` does: create, write half, pause, write the rest, close.
         let fd = open(scratch.incoming + "/slow.safetensors", O_WRONLY | O_CREAT | O_EXCL, 0o644)
         #expect(fd >= 0)
@@ -234,8 +225,8 @@ struct DaemonLifecycleTests {
     }
 
     @Test func statusPrintsTheQueueAndTheLastJobs() async throws {
-        let scratch = try Scratch()
-        defer { scratch.cleanUp() }
+        let scratch = TempDir()
+        defer { scratch.remove() }
         let daemon = try DaemonProcess(
             arguments: ["run", "--spool", scratch.spool, "--metrics-file", scratch.path + "/q.prom"] + Self.fast,
             scratch: scratch)
@@ -250,15 +241,9 @@ struct DaemonLifecycleTests {
         #expect(metrics.contains("quantd_jobs_failed_total{instance="))
         let failedLine = #"quantd_jobs_failed_total\{instance="[^"]+"\} 1\n"#
         #expect(metrics.range(of: failedLine, options: .regularExpression) != nil)
-        let status = Process()
-        status.executableURL = URL(fileURLWithPath: quantdBinary)
-        status.arguments = ["status", "--spool", scratch.spool]
-        let pipe = Pipe()
-        status.standardOutput = pipe
-        try status.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        status.waitUntilExit()
-        #expect(status.terminationStatus == 0)
+        let status = Shell.run(Paths.quantd, ["status", "--spool", scratch.spool])
+        let output = status.stdout
+        #expect(status.status == 0)
         #expect(output.contains("queue: 1 waiting in incoming/, 0 in active/"))
         #expect(output.contains("waiting  waiting.safetensors"))
         #expect(output.contains("failed") && output.contains("notes.txt") && output.contains("notSafetensors"))

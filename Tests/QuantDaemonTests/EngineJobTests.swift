@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Testing
+import TestSupport
 
 /// Whole jobs through the real binary and the real engine: commits, quarantine, crashes.
 @Suite("quantd run: jobs end to end")
@@ -8,7 +9,7 @@ struct EngineJobTests {
     static let fast = ["--set", "rescan_seconds=30", "--settle-seconds", "1", "--threads", "1"]
 
     /// Checks an output folder: the manifest (commit marker) and a compressed file per source file.
-    func expectCommitted(_ scratch: Scratch, _ name: String, files: Int = 1) throws {
+    func expectCommitted(_ scratch: TempDir, _ name: String, files: Int = 1) throws {
         let folder = scratch.spool + "/out/" + name
         let manifestData = try Data(contentsOf: URL(fileURLWithPath: folder + "/manifest.json"))
         let manifest = try #require(try JSONSerialization.jsonObject(with: manifestData) as? [String: Any])
@@ -18,18 +19,18 @@ struct EngineJobTests {
         for file in zst { #expect(FileManager.default.fileExists(atPath: folder + "/" + file)) }
     }
 
-    func expectNoStaging(_ scratch: Scratch) {
+    func expectNoStaging(_ scratch: TempDir) {
         #expect(scratch.names("out").allSatisfy { !$0.hasPrefix(".") }, "staging left: \(scratch.names("out"))")
     }
 
     @Test func droppedByRenameIsCommittedExactlyOnce() async throws {
-        let scratch = try Scratch()
-        defer { scratch.cleanUp() }
+        let scratch = TempDir()
+        defer { scratch.remove() }
         let daemon = try DaemonProcess(arguments: ["run", "--spool", scratch.spool] + Self.fast, scratch: scratch)
         defer { daemon.stop() }
         try await daemon.waitFor("watching")
-        try scratch.drop(smallCheckpoint(seed: 1), as: "alpha.safetensors")
-        try scratch.drop(smallCheckpoint(seed: 2, layers: 3), as: "beta.safetensors")
+        try scratch.drop(Checkpoint.layers(seed: 1).bytes, as: "alpha.safetensors")
+        try scratch.drop(Checkpoint.layers(3, seed: 2).bytes, as: "beta.safetensors")
         let committed = try await daemon.waitFor("committed", count: 2)
         #expect(Set(committed.compactMap { $0["job"] as? String }) == ["alpha.safetensors", "beta.safetensors"])
         for line in committed {
@@ -50,13 +51,13 @@ struct EngineJobTests {
     /// The contract at the file level: `out/NAME/NAME.safetensors.zst`, and the manifest names the source as the
     /// producer dropped it, whatever the daemon's instance (its claim is `active/<instance>.NAME`).
     @Test func outputsAreNamedAfterTheDroppedFile() async throws {
-        let scratch = try Scratch()
-        defer { scratch.cleanUp() }
+        let scratch = TempDir()
+        defer { scratch.remove() }
         let daemon = try DaemonProcess(arguments: ["run", "--spool", scratch.spool, "--set", "instance=vm"] + Self.fast,
                                        scratch: scratch)
         defer { daemon.stop() }
         try await daemon.waitFor("watching")
-        try scratch.drop(smallCheckpoint(seed: 7), as: "mini.safetensors")
+        try scratch.drop(Checkpoint.layers(seed: 7).bytes, as: "mini.safetensors")
         try await daemon.waitFor("committed")
         #expect(scratch.names("out/mini") == ["manifest.json", "mini.safetensors.zst"])
         let manifest = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(
@@ -65,23 +66,22 @@ struct EngineJobTests {
         let outputs = try #require(manifest["outputs"] as? [[String: Any]])
         #expect(sources.compactMap { $0["file"] as? String } == ["mini.safetensors"])
         #expect(outputs.compactMap { $0["source"] as? String } == ["mini.safetensors"])
-        let tested = try runTool("/usr/bin/env", ["zstd", "-t", "-q", scratch.spool + "/out/mini/mini.safetensors.zst"])
+        let tested = Shell.run("/usr/bin/env", ["zstd", "-t", "-q", scratch.spool + "/out/mini/mini.safetensors.zst"])
         #expect(tested.status == 0, "zstd -t: \(tested.stdout)")
     }
 
     /// A model folder (weights, config.json, tokenizer files, a subfolder) comes out whole, and `quantd unpack`
     /// gives back a plain folder holding every file as it was beside the decompressed quantized weights.
     @Test func modelFolderTravelsWholeAndUnpacks() async throws {
-        let scratch = try Scratch()
-        defer { scratch.cleanUp() }
+        let scratch = TempDir()
+        defer { scratch.remove() }
         let daemon = try DaemonProcess(arguments: ["run", "--spool", scratch.spool] + Self.fast, scratch: scratch)
         defer { daemon.stop() }
         try await daemon.waitFor("watching")
         let staging = scratch.incoming + "/.model.partial"
         try FileManager.default.createDirectory(atPath: staging + "/1_Pooling", withIntermediateDirectories: true)
-        try Data(makeSafetensors(tensors: [("encoder.dense.weight", 64, 128), ("embeddings.word_embeddings.weight",
-                                                                                100, 64)], seed: 20))
-            .write(to: URL(fileURLWithPath: staging + "/model.safetensors"))
+        try Checkpoint.uniform([("encoder.dense.weight", [64, 128]), ("embeddings.word_embeddings.weight", [100, 64])],
+                               seed: 20).write(to: staging + "/model.safetensors")
         let carried: [String: String] = [
             "config.json": #"{"model_type": "bert", "architectures": ["BertModel"]}"#,
             "tokenizer.json": #"{"version": "1.0", "model": {"type": "WordPiece"}}"#, "vocab.txt": "[PAD]\nhello\n",
@@ -92,7 +92,7 @@ struct EngineJobTests {
         try await daemon.waitFor("committed")
         let out = scratch.spool + "/out/model"
         let unpacked = scratch.path + "/model-unpacked"
-        let result = try runTool(quantdBinary, ["unpack", out, "-o", unpacked])
+        let result = Shell.run(Paths.quantd, ["unpack", out, "-o", unpacked])
         #expect(result.status == 0, "unpack: \(result.stdout)")
         for (name, text) in carried where name != "config.json" {
             #expect(try Data(contentsOf: URL(fileURLWithPath: unpacked + "/" + name)) == Data(text.utf8), "\(name)")
@@ -108,12 +108,12 @@ struct EngineJobTests {
     }
 
     @Test func slowInPlaceWriterIsCommittedWholeAndOnce() async throws {
-        let scratch = try Scratch()
-        defer { scratch.cleanUp() }
+        let scratch = TempDir()
+        defer { scratch.remove() }
         let daemon = try DaemonProcess(arguments: ["run", "--spool", scratch.spool] + Self.fast, scratch: scratch)
         defer { daemon.stop() }
         try await daemon.waitFor("watching")
-        let bytes = smallCheckpoint(seed: 3, layers: 4)
+        let bytes = Checkpoint.layers(4, seed: 3).bytes
         let fd = open(scratch.incoming + "/slow.safetensors", O_WRONLY | O_CREAT | O_EXCL, 0o644)
         #expect(fd >= 0)
         let half = bytes.count / 2
@@ -131,24 +131,18 @@ struct EngineJobTests {
     }
 
     @Test func shardedFolderIsOneJob() async throws {
-        let scratch = try Scratch()
-        defer { scratch.cleanUp() }
+        let scratch = TempDir()
+        defer { scratch.remove() }
         let daemon = try DaemonProcess(arguments: ["run", "--spool", scratch.spool] + Self.fast, scratch: scratch)
         defer { daemon.stop() }
         try await daemon.waitFor("watching")
         let staging = scratch.incoming + "/.sharded.partial"
-        try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
-        let shards = ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"]
-        var weightMap: [String: String] = [:]
-        for (index, shard) in shards.enumerated() {
+        var model = ShardedCheckpoint()
+        for (index, shard) in ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"].enumerated() {
             let names = ["layer\(2 * index).weight", "layer\(2 * index + 1).weight"]
-            try Data(makeSafetensors(tensors: names.map { ($0, 32, 48) }, seed: UInt64(10 + index)))
-                .write(to: URL(fileURLWithPath: staging + "/" + shard))
-            for name in names { weightMap[name] = shard }
+            model.add(shard, Checkpoint.uniform(names.map { ($0, [32, 48]) }, seed: UInt64(10 + index)))
         }
-        let index: [String: Any] = ["metadata": ["total_size": 4 * 32 * 48 * 4], "weight_map": weightMap]
-        try JSONSerialization.data(withJSONObject: index)
-            .write(to: URL(fileURLWithPath: staging + "/model.safetensors.index.json"))
+        try model.write(to: staging)
         try Data(#"{"model_type": "test", "hidden_size": 48}"#.utf8)
             .write(to: URL(fileURLWithPath: staging + "/config.json"))
         #expect(rename(staging, scratch.incoming + "/sharded") == 0)
@@ -160,16 +154,16 @@ struct EngineJobTests {
     }
 
     @Test func brokenInputIsQuarantinedWhileTheNextIsCommitted() async throws {
-        let scratch = try Scratch()
-        defer { scratch.cleanUp() }
+        let scratch = TempDir()
+        defer { scratch.remove() }
         let daemon = try DaemonProcess(arguments: ["run", "--spool", scratch.spool] + Self.fast, scratch: scratch)
         defer { daemon.stop() }
         try await daemon.waitFor("watching")
-        var broken = smallCheckpoint(seed: 4)
+        var broken = Checkpoint.layers(seed: 4).bytes
         broken[0] = 0xFF  // header length far past the end of the file
         broken[5] = 0x7F
         try scratch.drop(broken, as: "broken.safetensors")
-        try scratch.drop(smallCheckpoint(seed: 5), as: "fine.safetensors")
+        try scratch.drop(Checkpoint.layers(seed: 5).bytes, as: "fine.safetensors")
         let failed = try await daemon.waitFor("failed")
         #expect(failed.first?["job"] as? String == "broken.safetensors")
         #expect(failed.first?["kind"] as? String == "badInput")
@@ -186,15 +180,15 @@ struct EngineJobTests {
     }
 
     @Test func existingOutputGetsADistinctNameAndIsLeftAlone() async throws {
-        let scratch = try Scratch()
-        defer { scratch.cleanUp() }
+        let scratch = TempDir()
+        defer { scratch.remove() }
         try FileManager.default.createDirectory(atPath: scratch.spool + "/out/twin", withIntermediateDirectories: true)
         FileManager.default.createFile(atPath: scratch.spool + "/out/twin/keep.txt", contents: Data("mine".utf8))
         let daemon = try DaemonProcess(
             arguments: ["run", "--spool", scratch.spool, "--set", "keep_inputs=false"] + Self.fast, scratch: scratch)
         defer { daemon.stop() }
         try await daemon.waitFor("watching")
-        try scratch.drop(smallCheckpoint(seed: 6), as: "twin.safetensors")
+        try scratch.drop(Checkpoint.layers(seed: 6).bytes, as: "twin.safetensors")
         let renamed = try await daemon.waitFor("output_renamed")
         #expect((renamed.first?["output"] as? String)?.hasSuffix("out/twin.2") == true)
         try await daemon.waitFor("committed")
@@ -205,25 +199,25 @@ struct EngineJobTests {
     }
 
     /// Waits until the engine stages `out/.NAME.tmp-*`: the job is then certainly in the middle.
-    func waitForStaging(_ scratch: Scratch, _ name: String) async throws {
+    func waitForStaging(_ scratch: TempDir, _ name: String) async throws {
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {
             if scratch.names("out").contains(where: { $0.hasPrefix("." + name + ".tmp-") }) { return }
-            if scratch.names("out").contains(name) { throw TestFailure("the job ended before it was seen running") }
+            if scratch.names("out").contains(name) { throw TestError("the job ended before it was seen running") }
             try await Task.sleep(for: .milliseconds(2))
         }
-        throw TestFailure("no staging folder for \(name)")
+        throw TestError("no staging folder for \(name)")
     }
 
     /// Settings that make a job take seconds whatever the machine: zstd level 19 is about 100 times slower than 3.
     static let slow = ["--set", "quantize.level=19"]
 
     /// About 48 MB of fp32: at level 19 on one thread, long enough to be killed in the middle.
-    static let large = makeSafetensors(tensors: (0..<12).map { ("block\($0).weight", 1024, 1024) }, seed: 99)
+    static let large = Checkpoint.uniform((0..<12).map { ("block\($0).weight", [1024, 1024]) }, seed: 99).bytes
 
     @Test func sigkillMidJobTwiceThenTheJobCompletes() async throws {
-        let scratch = try Scratch()
-        defer { scratch.cleanUp() }
+        let scratch = TempDir()
+        defer { scratch.remove() }
         let arguments = ["run", "--spool", scratch.spool, "--set", "instance=crashy"] + Self.fast + Self.slow
         try FileManager.default.createDirectory(atPath: scratch.incoming, withIntermediateDirectories: true)
         try scratch.drop(Self.large, as: "big.safetensors")
@@ -258,8 +252,8 @@ struct EngineJobTests {
     }
 
     @Test func sigtermLetsTheRunningJobFinish() async throws {
-        let scratch = try Scratch()
-        defer { scratch.cleanUp() }
+        let scratch = TempDir()
+        defer { scratch.remove() }
         let socket = try NotifySocket(path: scratch.path + "/notify.sock")
         let daemon = try DaemonProcess(
             arguments: ["run", "--spool", scratch.spool] + Self.fast + Self.slow, scratch: scratch,
@@ -280,8 +274,8 @@ struct EngineJobTests {
     }
 
     @Test func sigtermPastTheGraceCancelsAndRequeues() async throws {
-        let scratch = try Scratch()
-        defer { scratch.cleanUp() }
+        let scratch = TempDir()
+        defer { scratch.remove() }
         let daemon = try DaemonProcess(
             arguments: ["run", "--spool", scratch.spool, "--set", "shutdown_grace_seconds=0"] + Self.fast + Self.slow,
             scratch: scratch)

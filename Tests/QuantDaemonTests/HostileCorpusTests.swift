@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Testing
+import TestSupport
 
 /// The hostile corpus (`scripts/hostile-corpus.py`) and the spool's non-files, through `quantd quantize` and
 /// through a running daemon: every case ends refused with a clear reason, or with a correct output.
@@ -12,20 +13,20 @@ struct HostileCorpusTests {
         "header-100mb.safetensors": ("failed", "more than 100000 tensors"),
     ]
 
-    @Test(.enabled(if: python3 != nil, "needs python3 to generate the corpus"))
+    @Test(.enabled(if: Shell.which("python3") != nil, "needs python3 to generate the corpus"))
     func everyCaseThroughTheCommandLine() async throws {
-        let scratch = try Scratch()
-        defer { scratch.cleanUp() }
+        let scratch = TempDir()
+        defer { scratch.remove() }
         let corpus = scratch.path + "/corpus"
         let cases = try generateCorpus(into: corpus)
         #expect(cases.count >= 45)
         for item in cases {
             let output = scratch.path + "/out/" + item.file
-            let result = try runTool(quantdBinary, ["quantize", corpus + "/" + item.file, "-o", output,
+            let result = Shell.run(Paths.quantd, ["quantize", corpus + "/" + item.file, "-o", output,
                                                     "--threads", "1"])
             if item.expect == "ok" {
                 #expect(result.status == 0, "\(item.file): \(result.stderr)")
-                let verified = try runTool(quantdBinary, ["verify", output])
+                let verified = Shell.run(Paths.quantd, ["verify", output])
                 #expect(verified.status == 0, "\(item.file): \(verified.stdout)")
             } else {
                 #expect(result.status == 65, "\(item.file): exit \(result.status), \(result.stderr)")
@@ -38,10 +39,10 @@ struct HostileCorpusTests {
         #expect(leftovers.allSatisfy { !$0.hasPrefix(".") }, "no staging left: \(leftovers)")
     }
 
-    @Test(.enabled(if: python3 != nil, "needs python3 to generate the corpus"))
+    @Test(.enabled(if: Shell.which("python3") != nil, "needs python3 to generate the corpus"))
     func everyCaseAndEveryNonFileThroughTheDaemon() async throws {
-        let scratch = try Scratch()
-        defer { scratch.cleanUp() }
+        let scratch = TempDir()
+        defer { scratch.remove() }
         let corpus = scratch.path + "/corpus"
         var expected: [String: (expect: String, why: String)] = [:]
         for item in try generateCorpus(into: corpus) {
@@ -53,7 +54,7 @@ struct HostileCorpusTests {
         // Outside the spool: a good checkpoint and a config, watched for opens.
         let outside = scratch.path + "/outside"
         try FileManager.default.createDirectory(atPath: outside, withIntermediateDirectories: true)
-        try Data(smallCheckpoint(seed: 30)).write(to: URL(fileURLWithPath: outside + "/good.safetensors"))
+        try Checkpoint.layers(seed: 30).write(to: outside + "/good.safetensors")
         try Data(#"{"model_type": "secret"}"#.utf8).write(to: URL(fileURLWithPath: outside + "/config.json"))
         let watch = try OpenWatch([outside + "/good.safetensors", outside + "/config.json"])
         let incoming = scratch.incoming + "/"
@@ -74,7 +75,7 @@ struct HostileCorpusTests {
         #expect(symlink(outside + "/good.safetensors", incoming + "linked-shard/model.safetensors") == 0)
         expected["linked-shard"] = ("failed", "not a regular file")
         try FileManager.default.createDirectory(atPath: incoming + "linked-config", withIntermediateDirectories: false)
-        try Data(smallCheckpoint(seed: 31)).write(to: URL(fileURLWithPath: incoming + "linked-config/m.safetensors"))
+        try Checkpoint.layers(seed: 31).write(to: incoming + "linked-config/m.safetensors")
         #expect(symlink(outside + "/config.json", incoming + "linked-config/config.json") == 0)
         expected["linked-config"] = ("failed", "config.json")
         // Odd but legal names, the longest name this instance can take, and one byte more than the system allows.
@@ -86,15 +87,15 @@ struct HostileCorpusTests {
         let names = ["with spaces in it.safetensors", "ünïcødé 模型 🤖.safetensors", "new\nline.safetensors", longest,
                      tooLong, unclaimable]
         for (index, name) in names.enumerated() {
-            try Data(smallCheckpoint(seed: UInt64(40 + index))).write(to: URL(fileURLWithPath: incoming + name))
+            try Checkpoint.layers(seed: UInt64(40 + index)).write(to: incoming + name)
             expected[name] = name == tooLong || name == unclaimable ? ("failed", "names of at most") : ("ok", "")
         }
         // Under a 16 MiB budget: a 24 MiB tensor is quantized tile by tile; one 20 MB row cannot be.
-        try Data(makeSafetensors(tensors: [("big.weight", 3072, 2048)], seed: 50))
-            .write(to: URL(fileURLWithPath: incoming + "tensor-over-budget.safetensors"))
+        try Checkpoint.uniform([("big.weight", [3072, 2048])], seed: 50)
+            .write(to: incoming + "tensor-over-budget.safetensors")
         expected["tensor-over-budget.safetensors"] = ("ok", "")
-        try Data(makeSafetensors(tensors: [("row.weight", 1, 5_000_000)], seed: 51))
-            .write(to: URL(fileURLWithPath: incoming + "row-over-budget.safetensors"))
+        try Checkpoint.uniform([("row.weight", [1, 5_000_000])], seed: 51)
+            .write(to: incoming + "row-over-budget.safetensors")
         expected["row-over-budget.safetensors"] = ("failed", "more than the whole memory budget")
 
         let daemon = try DaemonProcess(
@@ -111,7 +112,7 @@ struct HostileCorpusTests {
             let stem = name.hasSuffix(".safetensors") ? String(name.dropLast(".safetensors".count)) : name
             if outcome.expect == "ok" {
                 #expect(scratch.names("done").contains(name), "\(name) done")
-                let verified = try runTool(quantdBinary, ["verify", scratch.spool + "/out/" + stem])
+                let verified = Shell.run(Paths.quantd, ["verify", scratch.spool + "/out/" + stem])
                 #expect(verified.status == 0, "\(name): \(verified.stdout)")
                 continue
             }

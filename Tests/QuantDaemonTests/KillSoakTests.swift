@@ -1,18 +1,7 @@
 import Foundation
 import Glibc
 import Testing
-
-/// SplitMix64: the soak's kill moments and inputs, the same on every run.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+import TestSupport
 
 /// SIGKILL at seeded random moments across many jobs, a restart after each: every input ends exactly once in
 /// `out/` (with `done/`) or `failed/`, no partial output is ever visible in `out/`, nothing is lost.
@@ -22,7 +11,7 @@ struct KillSoakTests {
     static let kills = Int(ProcessInfo.processInfo.environment["QUANTD_SOAK_KILLS"] ?? "") ?? 30
 
     /// Where each input is: every name must be in exactly one place at every moment between kills.
-    func places(_ scratch: Scratch) -> [String: [String]] {
+    func places(_ scratch: TempDir) -> [String: [String]] {
         var found: [String: [String]] = [:]
         for folder in ["incoming", "active", "done", "failed"] {
             for entry in scratch.names(folder) where !entry.hasPrefix(".") && !entry.hasSuffix(".error.json") {
@@ -34,17 +23,18 @@ struct KillSoakTests {
     }
 
     @Test func sigkillAtRandomMomentsLosesNothingAndCommitsOnce() async throws {
-        let scratch = try Scratch()
-        defer { scratch.cleanUp() }
+        let scratch = TempDir()
+        defer { scratch.remove() }
         try FileManager.default.createDirectory(atPath: scratch.incoming, withIntermediateDirectories: true)
-        var random = SeededGenerator(state: 2026)
+        var random = SeededRandom(seed: 2026)
         let count = max(90, 3 * Self.kills)
         var good: [String] = []
         var bad: [String] = []
         for index in 0..<count {
             let name = String(format: "in%03d.safetensors", index)
-            var bytes = smallCheckpoint(seed: UInt64(index), layers: Int.random(in: 1...4, using: &random),
-                                        rows: 64 * Int.random(in: 1...4, using: &random), cols: 512)
+            var bytes = Checkpoint.layers(Int.random(in: 1...4, using: &random),
+                                          rows: 64 * Int.random(in: 1...4, using: &random), cols: 512,
+                                          seed: UInt64(index)).bytes
             if index % 10 == 9 {
                 bytes[0] = 0xFF  // header length past the end: quarantined
                 bad.append(name)
@@ -76,7 +66,7 @@ struct KillSoakTests {
                 Issue.record("round \(round): \(name) is in \(folders)")
             }
             for output in scratch.names("out") where !output.hasPrefix(".") && !verified.contains(output) {
-                let result = try runTool(quantdBinary, ["verify", scratch.spool + "/out/" + output])
+                let result = Shell.run(Paths.quantd, ["verify", scratch.spool + "/out/" + output])
                 #expect(result.status == 0, "round \(round): out/\(output) is not a complete output")
                 verified.insert(output)
             }
@@ -92,7 +82,7 @@ struct KillSoakTests {
         #expect(scratch.names("done") == good)
         #expect(scratch.names("out") == good.map { String($0.dropLast(".safetensors".count)) }, "each output once")
         for output in scratch.names("out") where !verified.contains(output) {
-            #expect(try runTool(quantdBinary, ["verify", scratch.spool + "/out/" + output]).status == 0)
+            #expect(Shell.run(Paths.quantd, ["verify", scratch.spool + "/out/" + output]).status == 0)
         }
         #expect(scratch.names("failed") == bad.flatMap { [$0, $0 + ".error.json"] }.sorted(), "each bad input once")
         for name in bad { #expect(try scratch.record(name)["name"] as? String == name) }

@@ -1,13 +1,14 @@
 import Foundation
 import Glibc
 import Testing
+import TestSupport
 
 /// The moment a log line was written (its `time`, UTC, milliseconds).
 func logTime(_ line: LogLine?) throws -> Date {
     let formatter = ISO8601DateFormatter()
     formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
     guard let text = line?["time"] as? String, let date = formatter.date(from: text) else {
-        throw TestFailure("no time in \(String(describing: line))")
+        throw TestError("no time in \(String(describing: line))")
     }
     return date
 }
@@ -19,8 +20,8 @@ struct RestartTests {
     /// A daemon SIGKILLed in the middle of a job and restarted claims the requeued entry without waiting
     /// settle_seconds: it was complete when it was first claimed.
     @Test func anEntryTakenBackFromActiveIsClaimedWithoutTheSettleWait() async throws {
-        let scratch = try Scratch()
-        defer { scratch.cleanUp() }
+        let scratch = TempDir()
+        defer { scratch.remove() }
         let arguments = ["run", "--spool", scratch.spool, "--set", "instance=crash", "--settle-seconds", "30",
                          "--set", "rescan_seconds=60", "--threads", "1"] + EngineJobTests.slow
         let first = try DaemonProcess(arguments: arguments, scratch: scratch, logFile: scratch.path + "/first.log")
@@ -44,7 +45,7 @@ struct RestartTests {
 
     /// A daemon of instance `instance` started on a spool whose retry state file holds `retryState`, with
     /// `inputs` dropped first; returns it and the file's path.
-    static func start(_ scratch: Scratch, instance: String, retryState: String, inputs: [String]) throws
+    static func start(_ scratch: TempDir, instance: String, retryState: String, inputs: [String]) throws
         -> (DaemonProcess, String)
     {
         for folder in ["incoming", "active"] {
@@ -54,7 +55,7 @@ struct RestartTests {
         let state = scratch.spool + "/active/.\(instance).retry.json"
         try Data(retryState.utf8).write(to: URL(fileURLWithPath: state))
         for (index, name) in inputs.enumerated() {
-            try scratch.drop(smallCheckpoint(seed: UInt64(31 + index)), as: name)
+            try scratch.drop(Checkpoint.layers(seed: UInt64(31 + index)).bytes, as: name)
         }
         let daemon = try DaemonProcess(
             arguments: ["run", "--spool", scratch.spool, "--set", "instance=\(instance)", "--settle-seconds", "0",
@@ -65,8 +66,8 @@ struct RestartTests {
     /// A backoff written by the daemon before its restart (Unix time of the next try) holds the entry until then;
     /// an entry without one is claimed at once. The file goes once no backoff is left.
     @Test func aBackoffFromBeforeTheRestartIsHonoured() async throws {
-        let scratch = try Scratch()
-        defer { scratch.cleanUp() }
+        let scratch = TempDir()
+        defer { scratch.remove() }
         let retryAt = Date().timeIntervalSince1970 + 3
         let held = #"{"attempts":2,"retry_at_unix_seconds":\#(retryAt)}"#
         let (daemon, state) = try Self.start(
@@ -88,8 +89,8 @@ struct RestartTests {
     }
 
     @Test func aCorruptRetryStateIsSetAsideWithAWarning() async throws {
-        let scratch = try Scratch()
-        defer { scratch.cleanUp() }
+        let scratch = TempDir()
+        defer { scratch.remove() }
         let (daemon, state) = try Self.start(
             scratch, instance: "c", retryState: #"{"version":1,"entries":{"a.safetensors":{"attem"#,
             inputs: ["a.safetensors"])

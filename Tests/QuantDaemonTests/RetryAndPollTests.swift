@@ -1,12 +1,13 @@
 import Foundation
 import Glibc
 import Testing
+import TestSupport
 
 @Suite("quantd run: poll mode and transient failures")
 struct RetryAndPollTests {
     @Test func pollModeFindsEntriesWithoutInotify() async throws {
-        let scratch = try Scratch()
-        defer { scratch.cleanUp() }
+        let scratch = TempDir()
+        defer { scratch.remove() }
         let daemon = try DaemonProcess(
             arguments: ["run", "--spool", scratch.spool, "--poll", "--set", "rescan_seconds=0.3",
                         "--settle-seconds", "0.5", "--threads", "1"],
@@ -14,7 +15,7 @@ struct RetryAndPollTests {
         defer { daemon.stop() }
         let watching = try await daemon.waitFor("watching")
         #expect(watching.first?["mode"] as? String == "poll")
-        try scratch.drop(smallCheckpoint(seed: 21), as: "polled.safetensors")
+        try scratch.drop(Checkpoint.layers(seed: 21).bytes, as: "polled.safetensors")
         try await daemon.waitFor("committed")
         #expect(scratch.names("done") == ["polled.safetensors"])
         daemon.signal(SIGTERM)
@@ -28,11 +29,11 @@ struct RetryAndPollTests {
     /// filesystem grows, the job completes by itself.
     @Test(.enabled(if: isRoot, "needs root to mount a small tmpfs"))
     func noSpaceIsTransientRequeuedWithBackoffAndCompletesOnceSpaceReturns() async throws {
-        let scratch = try Scratch()
-        defer { scratch.cleanUp() }
+        let scratch = TempDir()
+        defer { scratch.remove() }
         try FileManager.default.createDirectory(atPath: scratch.spool, withIntermediateDirectories: true)
         func mount(_ options: String) throws {
-            let result = try runTool("/bin/mount", ["-t", "tmpfs", "-o", options, "tmpfs", scratch.spool])
+            let result = Shell.run("/bin/mount", ["-t", "tmpfs", "-o", options, "tmpfs", scratch.spool])
             try #require(result.status == 0, "mount -o \(options): \(result.stderr)")
         }
         try mount("size=1m")
@@ -44,7 +45,7 @@ struct RetryAndPollTests {
         defer { daemon.stop() }
         try await daemon.waitFor("watching")
         // About 920 KB of fp32 in: its output (about 230 KB) does not fit beside it.
-        try scratch.drop(smallCheckpoint(seed: 22, layers: 4, rows: 256, cols: 224), as: "tight.safetensors")
+        try scratch.drop(Checkpoint.layers(4, rows: 256, cols: 224, seed: 22).bytes, as: "tight.safetensors")
         let requeued = try await daemon.waitFor("requeued", count: 3)
         #expect(requeued.allSatisfy { $0["errno"] as? Int == Int(ENOSPC) })
         #expect(requeued.allSatisfy { $0["error"] as? String == "No space left on device" })
@@ -61,7 +62,7 @@ struct RetryAndPollTests {
         let committed = try await daemon.waitFor("committed", timeout: 60)
         #expect(committed.first?["job"] as? String == "tight.safetensors")
         #expect(scratch.names("out") == ["tight"], "every failed attempt's staging was removed")
-        #expect(try runTool(quantdBinary, ["verify", scratch.spool + "/out/tight"]).status == 0)
+        #expect(Shell.run(Paths.quantd, ["verify", scratch.spool + "/out/tight"]).status == 0)
         #expect(scratch.names("done") == ["tight.safetensors"])
         #expect(try daemon.lines().allSatisfy { $0["event"] as? String != "failed" })
         daemon.signal(SIGTERM)

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Testing
+import TestSupport
 
 /// Several daemons on one spool: every job committed exactly once; a dead daemon's leftovers are taken back by
 /// a live one, a live one's are left alone.
@@ -11,12 +12,12 @@ struct SharedSpoolTests {
     /// Rename-dropped jobs, some there before the daemons start (each daemon's first scan races the others),
     /// the rest while they all watch (all three see each inotify event at once).
     @Test func threeDaemonsThirtyJobsEachCommittedExactlyOnce() async throws {
-        let scratch = try Scratch()
-        defer { scratch.cleanUp() }
+        let scratch = TempDir()
+        defer { scratch.remove() }
         try FileManager.default.createDirectory(atPath: scratch.incoming, withIntermediateDirectories: true)
         let names = (0..<30).map { String(format: "job%02d.safetensors", $0) }
         for (index, name) in names.prefix(12).enumerated() {
-            try scratch.drop(smallCheckpoint(seed: UInt64(100 + index), layers: 1 + index % 3), as: name)
+            try scratch.drop(Checkpoint.layers(1 + index % 3, seed: UInt64(100 + index)).bytes, as: name)
         }
         var daemons: [DaemonProcess] = []
         defer { for daemon in daemons { daemon.stop() } }
@@ -28,7 +29,7 @@ struct SharedSpoolTests {
         }
         for daemon in daemons { try await daemon.waitFor("watching") }
         for (index, name) in names.enumerated().dropFirst(12) {
-            try scratch.drop(smallCheckpoint(seed: UInt64(100 + index), layers: 1 + index % 3), as: name)
+            try scratch.drop(Checkpoint.layers(1 + index % 3, seed: UInt64(100 + index)).bytes, as: name)
         }
         let deadline = Date().addingTimeInterval(120)
         while scratch.names("done").count < names.count && Date() < deadline {
@@ -54,8 +55,8 @@ struct SharedSpoolTests {
     /// over several rescans; once `dead` is killed, `live` (at its next rescan) takes back its claim and
     /// staging and commits the job.
     @Test func liveInstanceIsLeftAloneDeadOneIsTakenBack() async throws {
-        let scratch = try Scratch()
-        defer { scratch.cleanUp() }
+        let scratch = TempDir()
+        defer { scratch.remove() }
         try FileManager.default.createDirectory(atPath: scratch.incoming, withIntermediateDirectories: true)
         func daemon(_ instance: String) throws -> DaemonProcess {
             try DaemonProcess(
@@ -100,8 +101,8 @@ struct SharedSpoolTests {
     }
 
     @Test func aSpoolFolderThatIsAFileIsRefusedByName() async throws {
-        let scratch = try Scratch()
-        defer { scratch.cleanUp() }
+        let scratch = TempDir()
+        defer { scratch.remove() }
         let root = scratch.path + "/odd-spool"
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: false)
         #expect(FileManager.default.createFile(atPath: root + "/incoming", contents: Data("not a folder".utf8)))
@@ -114,8 +115,8 @@ struct SharedSpoolTests {
     }
 
     @Test func aSecondDaemonWithTheSameInstanceRefusesToStart() async throws {
-        let scratch = try Scratch()
-        defer { scratch.cleanUp() }
+        let scratch = TempDir()
+        defer { scratch.remove() }
         let first = try DaemonProcess(
             arguments: ["run", "--spool", scratch.spool, "--set", "instance=twin"] + Self.fast, scratch: scratch)
         defer { first.stop() }

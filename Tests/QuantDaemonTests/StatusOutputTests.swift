@@ -1,13 +1,14 @@
 import Foundation
 import Testing
+import TestSupport
 
 @Suite("quantd status output")
 struct StatusOutputTests {
     /// A name holding a newline, a terminal escape (C0 ESC and C1 CSI) or a line separator is shown escaped, by
     /// the same rule as error messages: one entry, one line, nothing a terminal acts on.
     @Test func oddNamesAreShownEscapedOnOneLine() throws {
-        let scratch = try Scratch()
-        defer { scratch.cleanUp() }
+        let scratch = TempDir()
+        defer { scratch.remove() }
         for folder in ["incoming", "active", "out", "done", "failed"] {
             try FileManager.default.createDirectory(atPath: scratch.spool + "/" + folder,
                                                     withIntermediateDirectories: true)
@@ -17,7 +18,7 @@ struct StatusOutputTests {
         for name in names {
             try Data([1]).write(to: URL(fileURLWithPath: scratch.incoming + "/" + name))
         }
-        let result = try runTool(quantdBinary, ["status", "--spool", scratch.spool])
+        let result = Shell.run(Paths.quantd, ["status", "--spool", scratch.spool])
         #expect(result.status == 0)
         let lines = result.stdout.split(separator: "\n", omittingEmptySubsequences: false)
         for shown in [#"new\u{a}line.safetensors"#, #"esc\u{1b}[2J.safetensors"#, #"csi\u{9b}31m.safetensors"#,

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import QuantDaemon
 
 /// The configuration file's syntax is TOML 1.0's for everything it reads (toml.io/en/v1.0.0, its ABNF):
@@ -133,9 +134,9 @@ struct TOMLSubsetTests {
         ("settle_seconds = inf", "settle_seconds': expected a finite number, got inf"),
     ])
     func refusedNumberStopsTheDaemonNamingLineAndKey(line: String, message: String) async throws {
-        let scratch = try Scratch()
-        defer { scratch.cleanUp() }
-        let file = try scratch.write("spool = \"\(scratch.spool)\"\n\n\(line)\n", to: "n.toml")
+        let scratch = TempDir()
+        defer { scratch.remove() }
+        let file = try scratch.write("spool = \"\(scratch.spool)\"\n\n\(line)\n", as: "n.toml")
         let daemon = try DaemonProcess(arguments: ["run", "--config", file], scratch: scratch, logToFile: false)
         defer { daemon.stop() }
         #expect(try await daemon.waitForExit() == 78)
@@ -144,8 +145,8 @@ struct TOMLSubsetTests {
 
     /// Every spelling of a number TOML accepts reaches the daemon with its value (the `started` line's config).
     @Test func acceptedSpellingsReachTheDaemon() async throws {
-        let scratch = try Scratch()
-        defer { scratch.cleanUp() }
+        let scratch = TempDir()
+        defer { scratch.remove() }
         let file = try scratch.write("""
             spool = '\(scratch.spool)'
             max_jobs = 0x3
@@ -156,7 +157,7 @@ struct TOMLSubsetTests {
             [limits]
             max_tensors = 0b1_010
             max_rank = +1_6
-            """, to: "ok.toml")
+            """, as: "ok.toml")
         let daemon = try DaemonProcess(arguments: ["run", "--config", file], scratch: scratch)
         defer { daemon.stop() }
         let started = try #require(try await daemon.waitFor("started").first)

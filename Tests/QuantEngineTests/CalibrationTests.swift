@@ -25,11 +25,11 @@ func spiky(rows: Int, cols: Int, rng: inout SeededRandom) -> [Float] {
 }
 
 @Suite("Calibration") struct CalibrationTests {
-    @Test("every calibrator writes an output that verifies; the manifest's SQNR is that of the dequantized output",
-          arguments: QuantizeOptions.Calibration.allCases, [QuantizeOptions.Granularity.tensor, .channel, .group])
-    func calibratorsEndToEnd(calibration: QuantizeOptions.Calibration, granularity: QuantizeOptions.Granularity)
-        throws
-    {
+    /// Every calibrator writes an output that verifies; the manifest's SQNR is that of the dequantized output.
+    @Test(arguments: QuantizeOptions.Calibration.allCases, [QuantizeOptions.Granularity.tensor, .channel, .group])
+    func everyCalibratorsOutputVerifiesWithTheSQNRItsDequantizedOutputHas(
+        calibration: QuantizeOptions.Calibration, granularity: QuantizeOptions.Granularity
+    ) throws {
         let c = mixedCheckpoint()
         let s = try Setup(c)
         defer { s.dir.remove() }
@@ -40,8 +40,8 @@ func spiky(rows: Int, cols: Int, rng: inout SeededRandom) -> [Float] {
         let m = try Engine.quantize(input: s.input, output: s.output, options: o)
         #expect(Verifier.verify(s.output).ok)
         let files = try Dequantizer.run(folder: s.output, to: s.dir["deq.safetensors"])
-        let deq = try Decoded(safetensors: try TempDir.read(files[0]))
-        let original = try Decoded(safetensors: c.bytes)
+        let deq = try DecodedCheckpoint(safetensors: try TempDir.read(files[0]))
+        let original = try DecodedCheckpoint(safetensors: c.bytes)
         for r in m.tensors where r.decision == "quantized" {
             #expect(r.scheme?.calibrator == calibration && r.scheme?.scaleDtype == .F32)
             guard let db = r.error?.sqnrDb else { continue }
@@ -52,9 +52,11 @@ func spiky(rows: Int, cols: Int, rng: inout SeededRandom) -> [Float] {
         #expect(m.totals.medianSqnrDb != nil)
     }
 
-    @Test("f16 and bf16 scales are stored in that dtype, verify, and dequantize within half a scale",
-          arguments: [QuantizeOptions.ScaleDtype.f16, .bf16], [true, false])
-    func scaleDtypes(scaleDtype: QuantizeOptions.ScaleDtype, symmetric: Bool) throws {
+    /// f16 and bf16 scales are stored in that dtype, verify, and dequantize within half a scale.
+    @Test(arguments: [QuantizeOptions.ScaleDtype.f16, .bf16], [true, false])
+    func halfPrecisionScalesAreStoredInTheirDtypeAndDequantizeWithinHalfAScale(
+        scaleDtype: QuantizeOptions.ScaleDtype, symmetric: Bool
+    ) throws {
         let c = mixedCheckpoint()
         let s = try Setup(c)
         defer { s.dir.remove() }
@@ -64,7 +66,7 @@ func spiky(rows: Int, cols: Int, rng: inout SeededRandom) -> [Float] {
         o.groupSize = 32
         let m = try Engine.quantize(input: s.input, output: s.output, options: o)
         #expect(Verifier.verify(s.output).ok)
-        let out = try Decoded(zst: s.output + "/model.safetensors.zst")
+        let out = try DecodedCheckpoint(zst: s.output + "/model.safetensors.zst")
         let name = "layer.0.mlp.up.weight"
         let dtype: DType = scaleDtype == .f16 ? .F16 : .BF16
         #expect(out.tensor(name + "_scale")?.dtype == dtype && out.tensor(name + "_scale")?.shape == [64, 10])
@@ -75,8 +77,8 @@ func spiky(rows: Int, cols: Int, rng: inout SeededRandom) -> [Float] {
         #expect(r.storedBytes == 64 * 300 + 64 * 10 * (symmetric ? 2 : 3) + (symmetric ? 16 : 0))
         #expect(r.scheme?.groupSize == 30 && r.reason.contains("group 32 does not divide 300 columns: groups of 30"))
         let files = try Dequantizer.run(folder: s.output, to: s.dir["deq.safetensors"])
-        let deq = try Decoded(safetensors: try TempDir.read(files[0]))
-        let x = try Decoded(safetensors: c.bytes).floats(name), y = deq.floats(name)
+        let deq = try DecodedCheckpoint(safetensors: try TempDir.read(files[0]))
+        let x = try DecodedCheckpoint(safetensors: c.bytes).floats(name), y = deq.floats(name)
         let scales = out.floats(name + "_scale")
         for i in 0..<x.count {
             let scale = scales[(i / 300) * 10 + (i % 300) / 30]
@@ -85,8 +87,7 @@ func spiky(rows: Int, cols: Int, rng: inout SeededRandom) -> [Float] {
         }
     }
 
-    @Test("a calibrator and the guard give the same bytes whatever the thread count")
-    func deterministic() throws {
+    @Test func calibratorAndGuardGiveTheSameBytesWhateverTheThreadCount() throws {
         var rng = SeededRandom(seed: 21)
         var c = mixedCheckpoint()
         c.addRandom("big.weight", shape: [2100, 512], rng: &rng)   // two tiles
@@ -108,8 +109,8 @@ func spiky(rows: Int, cols: Int, rng: inout SeededRandom) -> [Float] {
         }
     }
 
-    @Test("the guard gives a tensor below min_sqnr finer groups, and records what it measured and why")
-    func guardFinerGroups() throws {
+    /// The guard gives a tensor below min_sqnr finer groups, and records what it measured and why.
+    @Test func guardGivesATensorBelowMinSQNRFinerGroupsAndRecordsWhy() throws {
         var rng = SeededRandom(seed: 22)
         var c = mixedCheckpoint()
         c.add("spiky.weight", shape: [64, 256], values: spiky(rows: 64, cols: 256, rng: &rng))
@@ -125,7 +126,7 @@ func spiky(rows: Int, cols: Int, rng: inout SeededRandom) -> [Float] {
         #expect(guardRecord.action == "group-\(r.scheme!.groupSize!)" && r.scheme!.groupSize! < 128)
         #expect(try #require(guardRecord.fallbackSqnrDb) >= 35 && r.error!.sqnrDb! >= 35)
         #expect(r.reason.contains("below min_sqnr 35.0 dB") && r.reason.contains(guardRecord.action))
-        let out = try Decoded(zst: s.output + "/model.safetensors.zst")
+        let out = try DecodedCheckpoint(zst: s.output + "/model.safetensors.zst")
         #expect(out.tensor("spiky.weight_scale")?.shape == [64, 256 / r.scheme!.groupSize!])
         // The others keep the configured scheme and carry no guard record.
         let others = m.tensors.filter { $0.decision == "quantized" && $0.name != "spiky.weight" }
@@ -140,8 +141,8 @@ func spiky(rows: Int, cols: Int, rng: inout SeededRandom) -> [Float] {
         #expect(r2.error!.sqnrDb! < 35 && abs(r2.error!.sqnrDb! - guardRecord.measuredSqnrDb) < 0.01)
     }
 
-    @Test("the keep fallback, or a bar no group reaches, leaves the tensor in its source dtype with the reason")
-    func guardKeeps() throws {
+    /// The keep fallback, or a bar no group reaches, leaves the tensor in its source dtype with the reason.
+    @Test func keepFallbackOrAnUnreachableBarLeavesTheTensorInItsSourceDtype() throws {
         var rng = SeededRandom(seed: 23)
         var c = mixedCheckpoint()
         let values = spiky(rows: 64, cols: 256, rng: &rng)
@@ -159,14 +160,14 @@ func spiky(rows: Int, cols: Int, rng: inout SeededRandom) -> [Float] {
             #expect(r.decision == "kept" && r.storedDtype == "F32" && r.sensitivity?.action == "kept")
             #expect(r.reason.contains("min_sqnr") && r.reason.contains("kept in F32"), "\(r.reason)")
             if fallback == .group { #expect(r.reason.contains("no group down to 16")) }
-            let out = try Decoded(zst: dest + "/model.safetensors.zst")
-            #expect(out.raw("spiky.weight") == (try Decoded(safetensors: c.bytes)).raw("spiky.weight"))
+            let out = try DecodedCheckpoint(zst: dest + "/model.safetensors.zst")
+            #expect(out.raw("spiky.weight") == (try DecodedCheckpoint(safetensors: c.bytes)).raw("spiky.weight"))
             #expect(out.tensor("spiky.weight_scale") == nil)
         }
     }
 
-    @Test("min_elements leaves small tensors alone, with the reason, and quantizes the rest")
-    func minElements() throws {
+    /// `min_elements` leaves small tensors alone, with the reason, and quantizes the rest.
+    @Test func minElementsLeavesSmallTensorsAloneAndQuantizesTheRest() throws {
         let c = mixedCheckpoint()
         let s = try Setup(c)
         defer { s.dir.remove() }
@@ -185,22 +186,21 @@ func spiky(rows: Int, cols: Int, rng: inout SeededRandom) -> [Float] {
     /// Calibrators never wreck a weight: where a method has too few values (entropy's histogram on rows shorter
     /// than its 2048 bins), or its range costs more than `CalibrationGuard.tolerance` times absmax's error
     /// (percentile 50 clips half of every group), the group gets absmax's range, and the manifest says so.
-    @Test("a calibrator falls back to absmax where it has too few values or does worse, and the manifest says so")
-    func calibratorFallback() throws {
+    @Test func calibratorFallsBackToAbsmaxWhereItHasTooFewValuesOrDoesWorse() throws {
         let c = mixedCheckpoint()
         let s = try Setup(c)
         defer { s.dir.remove() }
         var plain = QuantizeOptions()
         plain.granularity = .channel
         let absmax = try Engine.quantize(input: s.input, output: s.dir["absmax"], options: plain)
-        let reference = try Decoded(zst: s.dir["absmax"] + "/model.safetensors.zst")
+        let reference = try DecodedCheckpoint(zst: s.dir["absmax"] + "/model.safetensors.zst")
         for (name, calibration, percentile) in [("entropy", QuantizeOptions.Calibration.entropy, 99.99),
                                                  ("p50", .percentile, 50)] {
             var o = plain
             o.calibration = calibration
             o.percentile = percentile
             let m = try Engine.quantize(input: s.input, output: s.dir[name], options: o)
-            let out = try Decoded(zst: s.dir[name] + "/model.safetensors.zst")
+            let out = try DecodedCheckpoint(zst: s.dir[name] + "/model.safetensors.zst")
             // Constant and all-zero rows: every percentile is their absmax, nothing to fall back from.
             for r in m.tensors where r.decision == "quantized" && !(calibration == .percentile && r.name == "rows.weight") {
                 let fallback = try #require(r.scheme?.calibrationFallback, "\(name): \(r.name)")
@@ -221,8 +221,7 @@ func spiky(rows: Int, cols: Int, rng: inout SeededRandom) -> [Float] {
 
     /// config.json says exactly what each tensor got: the guard's finer groups in a group of their own, targeted by
     /// module name with their real group size; every kept weight (embedding, norm) in `ignore`.
-    @Test("quantization_config is built from the tensors: a guarded tensor gets its own group, kept weights are ignored")
-    func quantizationConfigFromRecords() throws {
+    @Test func quantizationConfigGivesAGuardedTensorItsOwnGroupAndIgnoresKeptWeights() throws {
         let dir = TempDir("quantd-config")
         defer { dir.remove() }
         var rng = SeededRandom(seed: 22)
@@ -258,8 +257,7 @@ func spiky(rows: Int, cols: Int, rng: inout SeededRandom) -> [Float] {
         #expect(Set(q["ignore"] as? [String] ?? []) == ["model.embed_tokens", "model.layers.0.input_layernorm"])
     }
 
-    @Test("options decode with missing keys as defaults, and round-trip through the manifest's JSON")
-    func optionsCoding() throws {
+    @Test func optionsDecodeMissingKeysAsDefaultsAndRoundTripThroughTheManifestsJSON() throws {
         let d = JSONDecoder()
         d.keyDecodingStrategy = .convertFromSnakeCase
         let json = #"{"granularity": "channel", "min_sqnr": 30}"#
@@ -283,8 +281,7 @@ func spiky(rows: Int, cols: Int, rng: inout SeededRandom) -> [Float] {
         #expect(try d.decode(QuantizeOptions.self, from: Data(#"{"scheme": "W8A8"}"#.utf8)) == QuantizeOptions(scheme: .w8a8))
     }
 
-    @Test("bad calibration options are refused as usage errors")
-    func badOptions() throws {
+    @Test func badCalibrationOptionsAreRefusedAsUsageErrors() throws {
         let s = try Setup(mixedCheckpoint())
         defer { s.dir.remove() }
         for change in [{ (o: inout QuantizeOptions) in o.percentile = 20 }, { $0.minSQNR = .nan },

@@ -29,9 +29,10 @@ struct Setup {
 }
 
 @Suite("Engine") struct EngineTests {
-    @Test("every element comes back within half a scale, kept tensors bit for bit",
-          arguments: [QuantizeOptions.Granularity.channel, .group, .tensor], [true, false])
-    func roundTrip(granularity: QuantizeOptions.Granularity, symmetric: Bool) throws {
+    @Test(arguments: [QuantizeOptions.Granularity.channel, .group, .tensor], [true, false])
+    func everyElementComesBackWithinHalfAScaleAndKeptTensorsBitForBit(
+        granularity: QuantizeOptions.Granularity, symmetric: Bool
+    ) throws {
         let c = mixedCheckpoint()
         let s = try Setup(c)
         defer { s.dir.remove() }
@@ -40,8 +41,8 @@ struct Setup {
         o.groupSize = 32
         o.symmetric = symmetric
         let manifest = try Engine.quantize(input: s.input, output: s.output, options: o)
-        let out = try Decoded(zst: s.output + "/model.safetensors.zst")
-        let original = try Decoded(safetensors: c.bytes)
+        let out = try DecodedCheckpoint(zst: s.output + "/model.safetensors.zst")
+        let original = try DecodedCheckpoint(safetensors: c.bytes)
 
         let quantized = Set(manifest.tensors.filter { $0.decision == "quantized" }.map(\.name))
         #expect(quantized == ["layer.0.attn.q.weight", "layer.0.mlp.up.weight", "conv.weight", "rows.weight"])
@@ -94,14 +95,14 @@ struct Setup {
         #expect(manifest.totals.quantized == 4 && manifest.totals.kept == c.entries.count - 4)
     }
 
-    @Test("W8A8 writes int8 weights per channel with one scale per row, and declares dynamic per-token activations")
-    func w8a8() throws {
+    /// W8A8 writes int8 weights per channel with one scale per row, and declares dynamic per-token activations.
+    @Test func w8a8WritesInt8WeightsPerChannelAndDeclaresDynamicPerTokenActivations() throws {
         let c = mixedCheckpoint()
         let s = try Setup(c)
         defer { s.dir.remove() }
         let manifest = try Engine.quantize(input: s.input, output: s.output, options: QuantizeOptions(scheme: .w8a8))
-        let out = try Decoded(zst: s.output + "/model.safetensors.zst")
-        let original = try Decoded(safetensors: c.bytes)
+        let out = try DecodedCheckpoint(zst: s.output + "/model.safetensors.zst")
+        let original = try DecodedCheckpoint(safetensors: c.bytes)
         for r in manifest.tensors where r.decision == "quantized" {
             let x = original.floats(r.name), q = out.int8s(r.name), scales = out.floats(r.name + "_scale")
             let rows = r.shape[0], cols = x.count / rows
@@ -120,8 +121,7 @@ struct Setup {
         #expect(throws: EngineError.self) { try Engine.quantize(input: s.input, output: s.dir["g"], options: bad) }
     }
 
-    @Test("the same input gives the same bytes whatever the thread count")
-    func deterministic() throws {
+    @Test func sameInputGivesTheSameBytesWhateverTheThreadCount() throws {
         var rng = SeededRandom(seed: 9)
         var c = mixedCheckpoint()
         c.addRandom("big.weight", shape: [1500, 1024], rng: &rng)   // several tiles
@@ -139,8 +139,7 @@ struct Setup {
         #expect(outputs[0] == outputs[1] && outputs[1] == outputs[2])
     }
 
-    @Test("verify accepts an output and catches a changed byte")
-    func verify() throws {
+    @Test func verifyAcceptsAnOutputAndCatchesAChangedByte() throws {
         let s = try Setup(mixedCheckpoint())
         defer { s.dir.remove() }
         _ = try Engine.quantize(input: s.input, output: s.output, options: QuantizeOptions())
@@ -155,8 +154,7 @@ struct Setup {
         #expect(bad.problems.contains { $0.contains("model.safetensors.zst") })
     }
 
-    @Test("a broken input is refused with its name, and nothing is left behind")
-    func refusal() throws {
+    @Test func brokenInputIsRefusedWithItsNameAndNothingIsLeftBehind() throws {
         let s = try Setup(mixedCheckpoint())
         defer { s.dir.remove() }
         var bytes = try TempDir.read(s.input)
@@ -171,8 +169,7 @@ struct Setup {
         #expect(TempDir.list(s.dir.path) == ["model.safetensors"])
     }
 
-    @Test("an existing output is refused unless forced, then replaced whole")
-    func existingOutput() throws {
+    @Test func existingOutputIsRefusedUnlessForcedThenReplacedWhole() throws {
         let s = try Setup(mixedCheckpoint())
         defer { s.dir.remove() }
         _ = try Engine.quantize(input: s.input, output: s.output, options: QuantizeOptions())
@@ -187,8 +184,7 @@ struct Setup {
         #expect(Verifier.verify(s.output).ok)
     }
 
-    @Test("NaN or Inf refuses the checkpoint naming tensor and count, unless kept")
-    func nonFinite() throws {
+    @Test func nanOrInfRefusesTheCheckpointNamingTensorAndCountUnlessKept() throws {
         var c = mixedCheckpoint()
         var values = (0..<64).map { Float($0) / 64 }
         values[3] = .nan
@@ -209,11 +205,12 @@ struct Setup {
         let m = try Engine.quantize(input: s.input, output: s.output, options: o)
         let r = m.tensors.first { $0.name == "bad.weight" }!
         #expect(r.decision == "kept" && r.reason.contains("non-finite"))
-        #expect(try Decoded(zst: s.output + "/model.safetensors.zst").raw("bad.weight") == c.entries.last!.bytes)
+        #expect(try DecodedCheckpoint(zst: s.output + "/model.safetensors.zst").raw("bad.weight")
+            == c.entries.last!.bytes)
     }
 
-    @Test("F16, BF16 and F64 inputs are decoded and quantized", arguments: [DType.F16, .BF16, .F64])
-    func otherFloats(dtype: DType) throws {
+    @Test(arguments: [DType.F16, .BF16, .F64])
+    func f16BF16AndF64InputsAreDecodedAndQuantized(dtype: DType) throws {
         let c = mixedCheckpoint(dtype: dtype)
         let s = try Setup(c)
         defer { s.dir.remove() }
@@ -221,12 +218,11 @@ struct Setup {
         let r = m.tensors.first { $0.name == "layer.0.mlp.up.weight" }!
         #expect(r.sourceDtype == dtype.rawValue && r.storedDtype == "I32")
         #expect(r.error!.sqnrDb! > 30)
-        let out = try Decoded(zst: s.output + "/model.safetensors.zst")
+        let out = try DecodedCheckpoint(zst: s.output + "/model.safetensors.zst")
         #expect(out.raw("layer.0.attn.q.bias") == c.entries[1].bytes)
     }
 
-    @Test("--include and --exclude decide, and the manifest says why")
-    func selection() throws {
+    @Test func includeAndExcludeDecideAndTheManifestSaysWhy() throws {
         let s = try Setup(mixedCheckpoint())
         defer { s.dir.remove() }
         var o = QuantizeOptions()
@@ -247,22 +243,19 @@ struct Setup {
         }
     }
 
-    @Test("a sharded folder keeps its split, rewrites the index and config")
-    func sharded() throws {
+    @Test func shardedFolderKeepsItsSplitAndRewritesTheIndexAndConfig() throws {
         let dir = TempDir("quantd-shards")
         defer { dir.remove() }
         let input = dir["model"]
-        _ = Shell.run("/bin/mkdir", [input])
         var rng = SeededRandom(seed: 3)
         var a = Checkpoint(), b = Checkpoint()
         a.addRandom("a.weight", shape: [16, 16], rng: &rng)
         a.addRandom("a.bias", shape: [16], rng: &rng)
         b.addRandom("b.weight", shape: [8, 16], rng: &rng)
-        try a.write(to: input + "/model-00001-of-00002.safetensors")
-        try b.write(to: input + "/model-00002-of-00002.safetensors")
-        let index = ShardIndex.encode(totalSize: 0, weightMap: [("a.weight", "model-00001-of-00002.safetensors"),
-            ("a.bias", "model-00001-of-00002.safetensors"), ("b.weight", "model-00002-of-00002.safetensors")])
-        try TempDir.write(index, to: input + "/model.safetensors.index.json")
+        var model = ShardedCheckpoint()
+        model.add("model-00001-of-00002.safetensors", a)
+        model.add("model-00002-of-00002.safetensors", b)
+        try model.write(to: input)
         try TempDir.write(Array(#"{"hidden_size": 16, "architectures": ["Bert"]}"#.utf8), to: input + "/config.json")
 
         let out = dir["out"]
@@ -287,24 +280,21 @@ struct Setup {
         } throws: { e in (e as! EngineError).reason.contains("model-00009-of-00009.safetensors") }
     }
 
-    @Test("the shards of a folder run side by side, with the same bytes at 1, 2 and 5 threads")
-    func shardsSideBySide() throws {
+    /// The shards of a folder run side by side, with the same bytes at 1, 2 and 5 threads.
+    @Test func shardsRunSideBySideWithTheSameBytesWhateverTheThreadCount() throws {
         let dir = TempDir("quantd-shards-parallel")
         defer { dir.remove() }
         let input = dir["model"]
-        _ = Shell.run("/bin/mkdir", [input])
         var rng = SeededRandom(seed: 11)
         let shards = 7   // more than any thread count below: files wait for a free lane
-        var map: [(String, String)] = []
+        var model = ShardedCheckpoint()
         for k in 1...shards {
             var c = Checkpoint()
-            let name = "model-\(k)-of-\(shards).safetensors"
             c.addRandom("layer\(k).weight", shape: [64 + 16 * k, 256], rng: &rng)
             c.addRandom("layer\(k).bias", shape: [256], rng: &rng)
-            try c.write(to: input + "/" + name)
-            map += [("layer\(k).weight", name), ("layer\(k).bias", name)]
+            model.add("model-\(k)-of-\(shards).safetensors", c)
         }
-        try TempDir.write(ShardIndex.encode(totalSize: 0, weightMap: map), to: input + "/model.safetensors.index.json")
+        try model.write(to: input)
         var runs: [[String: [UInt8]]] = []
         var records: [[Manifest.TensorRecord]] = []
         for threads in [1, 2, 5] {
@@ -343,8 +333,7 @@ struct Setup {
         #expect(TempDir.list(dir.path).filter { $0.hasPrefix(".out-bad") || $0 == "out-bad" }.isEmpty)
     }
 
-    @Test("dequantize rebuilds float32 within half a scale")
-    func dequantize() throws {
+    @Test func dequantizeRebuildsFloat32WithinHalfAScale() throws {
         let c = mixedCheckpoint()
         let s = try Setup(c)
         defer { s.dir.remove() }
@@ -354,8 +343,8 @@ struct Setup {
         o.groupSize = 16
         _ = try Engine.quantize(input: s.input, output: s.output, options: o)
         let files = try Dequantizer.run(folder: s.output, to: s.dir["deq.safetensors"])
-        let deq = try Decoded(safetensors: try TempDir.read(files[0]))
-        let original = try Decoded(safetensors: c.bytes)
+        let deq = try DecodedCheckpoint(safetensors: try TempDir.read(files[0]))
+        let original = try DecodedCheckpoint(safetensors: c.bytes)
         #expect(deq.header.tensors.map(\.name).sorted() == original.header.tensors.map(\.name).sorted())
         let x = original.floats("layer.0.mlp.up.weight"), y = deq.floats("layer.0.mlp.up.weight")
         let maxErr = zip(x, y).map { abs($0 - $1) }.max()!
@@ -364,8 +353,7 @@ struct Setup {
         #expect(deq.raw("position_ids") == original.raw("position_ids"))
     }
 
-    @Test("a budget smaller than one unit still completes; cancellation leaves nothing")
-    func budgetAndCancel() throws {
+    @Test func budgetSmallerThanOneUnitStillCompletesAndCancellationLeavesNothing() throws {
         var rng = SeededRandom(seed: 5)
         var c = Checkpoint()
         c.addRandom("w.weight", shape: [2048, 1024], rng: &rng)

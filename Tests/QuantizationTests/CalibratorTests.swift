@@ -1,12 +1,13 @@
 import Testing
 import Quantization
+import TestSupport
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// Heavy-tailed values: Laplace with scale `b` (|x| = -b ln u).
-func laplace(_ count: Int, b: Float = 0.02, using rng: inout SeededGenerator) -> [Float] {
+func laplace(_ count: Int, b: Float = 0.02, using rng: inout SeededRandom) -> [Float] {
     (0..<count).map { _ in
         let u = Float.random(in: Float.leastNormalMagnitude..<1, using: &rng)
         return (Bool.random(using: &rng) ? b : -b) * -logf(u)
@@ -27,9 +28,9 @@ func calibrate(_ calibrator: any Calibrator, _ x: [Float], _ grid: CodeGrid) -> 
     static let all: [any Calibrator] = [AbsmaxCalibrator(), PercentileCalibrator(), MSECalibrator(),
                                         EntropyCalibrator(), AutoCalibrator()]
 
-    @Test("absmax gives the observed range; percentile interpolates order statistics like numpy")
-    func absmaxAndPercentile() {
-        var rng = SeededGenerator(seed: 10)
+    /// absmax gives the observed range; percentile interpolates order statistics like numpy.
+    @Test func absmaxGivesTheObservedRangeAndPercentileInterpolatesLikeNumpy() {
+        var rng = SeededRandom(seed: 10)
         let x: [Float] = (0...1000).map { Float($0) * 0.01 - 2 }.shuffled(using: &rng)
         let sym = CodeGrid(symmetric: true), asym = CodeGrid(symmetric: false)
         #expect(calibrate(AbsmaxCalibrator(), x, sym) == ClipRange(lo: -8, hi: 8))
@@ -47,10 +48,10 @@ func calibrate(_ calibrator: any Calibrator, _ x: [Float], _ grid: CodeGrid) -> 
         #expect(calibrate(PercentileCalibrator(percentile: 100), x, asym) == ClipRange(lo: -2, hi: 8))
     }
 
-    @Test("mse: no coarse grid point has less error than the range it picks (reference error in Double)",
-          arguments: [8, 4])
-    func mseAgainstItsGrid(bits: Int) {
-        var rng = SeededGenerator(seed: 11)
+    /// mse: no coarse grid point has less error than the range it picks (reference error in Double).
+    @Test(arguments: [8, 4])
+    func mseHasNoCoarseGridPointWithLessErrorThanTheRangeItPicks(bits: Int) {
+        var rng = SeededRandom(seed: 11)
         for symmetric in [true, false] {
             let grid = CodeGrid(bits: bits, symmetric: symmetric)
             for trial in 0..<6 {
@@ -67,9 +68,8 @@ func calibrate(_ calibrator: any Calibrator, _ x: [Float], _ grid: CodeGrid) -> 
         }
     }
 
-    @Test("entropy agrees with a direct port of TensorRT's KL search on random histograms")
-    func entropyAgainstDenseReference() {
-        var rng = SeededGenerator(seed: 12)
+    @Test func entropyAgreesWithAPortOfTensorRTsKLSearchOnRandomHistograms() {
+        var rng = SeededRandom(seed: 12)
         for trial in 0..<12 {
             var histogram = [Int](repeating: 0, count: EntropyCalibrator.bins)
             // A decaying bulk and a sparse tail, with empty bins in between.
@@ -86,8 +86,7 @@ func calibrate(_ calibrator: any Calibrator, _ x: [Float], _ grid: CodeGrid) -> 
         }
     }
 
-    @Test("entropy on known histograms: a uniform one is not clipped, a sparse far tail is")
-    func entropyKnownHistograms() {
+    @Test func entropyClipsASparseFarTailButNotAUniformHistogram() {
         let uniform = [Int](repeating: 10, count: EntropyCalibrator.bins)
         #expect(EntropyCalibrator.bestBinCount(uniform, levels: 128) == 2048)
         var tailed = [Int](repeating: 0, count: EntropyCalibrator.bins)
@@ -98,16 +97,16 @@ func calibrate(_ calibrator: any Calibrator, _ x: [Float], _ grid: CodeGrid) -> 
         #expect(kept >= 256 && kept < 1200, "kept \(kept) bins")
         // From values: an exponential bulk (mean 40) and three far values up to 2048 (bins of width 1): the
         // threshold is kept * 2048 / 2048, below the far values.
-        var rng = SeededGenerator(seed: 20)
+        var rng = SeededRandom(seed: 20)
         var x: [Float] = (0..<5000).map { _ in -40 * logf(Float.random(in: 0.001..<1, using: &rng)) }
         x += [1200.5, -1600.5, 2048]
         let r = calibrate(EntropyCalibrator(), x, CodeGrid(symmetric: true))
         #expect(r.hi < 1200 && r.hi >= 128 && r.lo == -r.hi, "\(r)")
     }
 
-    @Test("auto: never more error than any of its candidates, at 8 and 4 bits")
-    func autoIsTheBestCandidate() {
-        var rng = SeededGenerator(seed: 13)
+    /// auto: never more error than any of its candidates, at 8 and 4 bits.
+    @Test func autoHasNeverMoreErrorThanAnyOfItsCandidates() {
+        var rng = SeededRandom(seed: 13)
         let auto = AutoCalibrator()
         for bits in [8, 4] {
             for symmetric in [true, false] {
@@ -126,9 +125,8 @@ func calibrate(_ calibrator: any Calibrator, _ x: [Float], _ grid: CodeGrid) -> 
         }
     }
 
-    @Test("At 8 bits, mse and auto are never worse than absmax, on every kind of row")
-    func eightBitsNeverWorse() {
-        var rng = SeededGenerator(seed: 14)
+    @Test func at8BitsMSEAndAutoAreNeverWorseThanAbsmaxOnAnyKindOfRow() {
+        var rng = SeededRandom(seed: 14)
         for symmetric in [true, false] {
             let grid = CodeGrid(symmetric: symmetric)
             for kind in RowKind.allCases where kind != .huge {
@@ -144,9 +142,8 @@ func calibrate(_ calibrator: any Calibrator, _ x: [Float], _ grid: CodeGrid) -> 
         }
     }
 
-    @Test("At 4 bits on heavy-tailed data, percentile and mse beat absmax clearly")
-    func fourBitsHeavyTails() {
-        var rng = SeededGenerator(seed: 15)
+    @Test func at4BitsOnHeavyTailedDataPercentileAndMSEBeatAbsmaxClearly() {
+        var rng = SeededRandom(seed: 15)
         for symmetric in [true, false] {
             let grid = CodeGrid(bits: 4, symmetric: symmetric)
             let x = laplace(16384, using: &rng)
@@ -158,9 +155,8 @@ func calibrate(_ calibrator: any Calibrator, _ x: [Float], _ grid: CodeGrid) -> 
         }
     }
 
-    @Test("Asymmetric beats symmetric on one-sided data, for every calibrator")
-    func asymmetricOnPositiveData() {
-        var rng = SeededGenerator(seed: 16)
+    @Test func asymmetricBeatsSymmetricOnOneSidedDataForEveryCalibrator() {
+        var rng = SeededRandom(seed: 16)
         let x = makeRow(.positiveOnly, count: 4096, using: &rng)
         for c in Self.all {
             let sym = referenceError(x, calibrate(c, x, CodeGrid(symmetric: true)), CodeGrid(symmetric: true))
@@ -169,9 +165,8 @@ func calibrate(_ calibrator: any Calibrator, _ x: [Float], _ grid: CodeGrid) -> 
         }
     }
 
-    @Test("squaredError agrees with the reference measure at every bit width and on clipping params")
-    func squaredErrorAgrees() {
-        var rng = SeededGenerator(seed: 17)
+    @Test func squaredErrorAgreesWithTheReferenceAtEveryBitWidthAndOnClippingParams() {
+        var rng = SeededRandom(seed: 17)
         for bits in [2, 4, 8] {
             for symmetric in [true, false] {
                 let grid = CodeGrid(bits: bits, symmetric: symmetric)
@@ -193,9 +188,9 @@ func calibrate(_ calibrator: any Calibrator, _ x: [Float], _ grid: CodeGrid) -> 
         }
     }
 
-    @Test("The calibrated group kernel agrees with its reference twin bit for bit, for every calibrator and format")
-    func calibratedKernelAgrees() {
-        var rng = SeededGenerator(seed: 18)
+    /// The calibrated group kernel agrees with its reference twin bit for bit, for every calibrator and format.
+    @Test func calibratedGroupKernelAgreesWithItsReferenceBitForBit() {
+        var rng = SeededRandom(seed: 18)
         for trial in 0..<8 {
             let rows = Int.random(in: 1...4, using: &rng), cols = Int.random(in: 1...700, using: &rng)
             var x: [Float] = []
@@ -229,9 +224,9 @@ func calibrate(_ calibrator: any Calibrator, _ x: [Float], _ grid: CodeGrid) -> 
         }
     }
 
-    @Test("f16 and bf16 scales: stored exactly, never below the f32 scale, and values come back within scale/2")
-    func scaleFormats() {
-        var rng = SeededGenerator(seed: 19)
+    /// f16 and bf16 scales: stored exactly, never below the f32 scale, and values come back within scale/2.
+    @Test func halfPrecisionScalesAreExactNeverBelowF32AndKeepValuesWithinHalfAScale() {
+        var rng = SeededRandom(seed: 19)
         for format in [ScaleFormat.f16, .bf16] {
             for kind in [RowKind.gaussianish, .outliers, .tiny, .positiveOnly, .negativeOnly, .huge] {
                 let x = makeRow(kind, count: 300, using: &rng)
@@ -328,9 +323,9 @@ func denseKLSearch(_ histogram: [Int], levels: Int) -> Int {
 }
 
 @Suite struct SelectionTests {
-    @Test("percentile selection gives the order statistics of a full sort, ties and duplicates included")
-    func selectionMatchesSort() {
-        var rng = SeededGenerator(seed: 30)
+    /// Percentile selection gives the order statistics of a full sort, ties and duplicates included.
+    @Test func percentileSelectionGivesTheOrderStatisticsOfAFullSort() {
+        var rng = SeededRandom(seed: 30)
         for trial in 0..<200 {
             let n = trial < 5 ? trial + 1 : Int.random(in: 1...600, using: &rng)
             let values: [Float] = (0..<n).map { _ in

@@ -1,5 +1,6 @@
 import Testing
 import Quantization
+import TestSupport
 
 /// Decoding fp16, bf16, f64 and f32 bytes: fast against reference, and the reference against the definition.
 @Suite struct DecodeTests {
@@ -27,8 +28,7 @@ import Quantization
         return bytes
     }
 
-    @Test("f16: all 65536 patterns, fast equal to reference bit for bit, reference equal to Float16")
-    func halfAllPatterns() {
+    @Test func f16AllPatternsFastEqualsReferenceAndReferenceEqualsFloat16() {
         let patterns = (0...UInt16.max).map { $0 }
         let (fast, reference) = decodeBoth(littleEndianBytes(patterns, offset: 1), offset: 1, format: .f16)
         #expect(fast.map(\.bitPattern) == reference.map(\.bitPattern))
@@ -44,9 +44,8 @@ import Quantization
         #expect(reference[0x7e00].bitPattern == 0x7fc0_0000)
     }
 
-    @Test("bf16: sample patterns incl. NaN, inf and subnormals, fast equal to reference")
-    func bfloatPatterns() {
-        var rng = SeededGenerator(seed: 7)
+    @Test func bf16PatternsWithNaNInfinityAndSubnormalsFastEqualsReference() {
+        var rng = SeededRandom(seed: 7)
         var patterns: [UInt16] = [0, 0x8000, 0x3f80, 0xbf80, 0x7f80, 0xff80, 0x7fc0, 0x7f81, 0xffff, 0x0001, 0x807f,
                                   0x7f7f]
         patterns += (0..<5000).map { _ in UInt16.random(in: 0...UInt16.max, using: &rng) }
@@ -56,9 +55,9 @@ import Quantization
         #expect(reference[9].isSubnormal)
     }
 
-    @Test("f64: rounding to nearest f32, overflow to inf, underflow, NaN; fast equal to reference")
-    func doubleValues() {
-        var rng = SeededGenerator(seed: 8)
+    /// f64: rounding to nearest f32, overflow to inf, underflow, NaN; fast equal to reference.
+    @Test func f64RoundsToNearestF32AndFastEqualsReference() {
+        var rng = SeededRandom(seed: 8)
         var values: [Double] = [1, -1, 0, -0.0, 1e39, -1e39, 1e-46, 3e-45, .infinity, -.infinity, .nan,
                                 Double(Float.greatestFiniteMagnitude), 1 + 0x1p-24, 1 + 0x1p-24 + 0x1p-40,
                                 1 + 3 * 0x1p-24]
@@ -73,8 +72,7 @@ import Quantization
         #expect(reference[12] == 1 && reference[13] == 1 + 0x1p-23 && reference[14] == 1 + 0x1p-22)
     }
 
-    @Test("f32: copied bit for bit from unaligned bytes")
-    func singleValues() {
+    @Test func f32IsCopiedBitForBitFromUnalignedBytes() {
         let values: [Float] = [1.5, -0.0, .nan, .infinity, .leastNonzeroMagnitude, 3.25e7]
         let (fast, reference) = decodeBoth(littleEndianBytes(values.map(\.bitPattern), offset: 2), offset: 2,
                                            format: .f32)
@@ -82,8 +80,7 @@ import Quantization
         #expect(reference.map(\.bitPattern) == values.map(\.bitPattern))
     }
 
-    @Test("Bytes per element")
-    func widths() {
+    @Test func bytesPerElement() {
         #expect([FloatFormat.f16, .bf16, .f32, .f64].map(\.bytesPerElement) == [2, 2, 4, 8])
     }
 }

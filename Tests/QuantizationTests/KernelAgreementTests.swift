@@ -1,5 +1,6 @@
 import Testing
 import Quantization
+import TestSupport
 
 /// The fast kernels against the scalar reference: codes, scale bit patterns and zero points bit for bit, error
 /// sums within the tolerance of Float lane sums.
@@ -20,9 +21,9 @@ import Quantization
         }
     }
 
-    @Test("quantizeGroups agrees bit for bit on random shapes, group sizes and kinds of rows")
-    func groupsAgreeOnRandomTiles() {
-        var rng = SeededGenerator(seed: 1)
+    /// `quantizeGroups` agrees bit for bit on random shapes, group sizes and kinds of rows.
+    @Test func quantizeGroupsAgreesBitForBitOnRandomShapesGroupSizesAndRows() {
+        var rng = SeededRandom(seed: 1)
         for trial in 0..<120 {
             let rows = Int.random(in: 1...7, using: &rng)
             let cols = trial < 10 ? trial + 1 : Int.random(in: 1...300, using: &rng)
@@ -46,9 +47,9 @@ import Quantization
         }
     }
 
-    @Test("quantizeGroups agrees on rows long enough to flush the lane sums, with one row per channel")
-    func groupsAgreeOnLongRows() {
-        var rng = SeededGenerator(seed: 2)
+    /// `quantizeGroups` agrees on rows long enough to flush the lane sums, with one row per channel.
+    @Test func quantizeGroupsAgreesOnRowsLongEnoughToFlushTheLaneSums() {
+        var rng = SeededRandom(seed: 2)
         let rows = 3, cols = 9_001
         let x = makeRow(.outliers, count: rows * cols, using: &rng)
         for groupSize in [128, 4096, cols] {
@@ -61,9 +62,8 @@ import Quantization
         }
     }
 
-    @Test("Non-finite values are counted, ignored by the range, and coded the same by both kernels")
-    func nonFiniteValuesAreCounted() {
-        var rng = SeededGenerator(seed: 3)
+    @Test func nonFiniteValuesAreCountedIgnoredByTheRangeAndCodedTheSameByBothKernels() {
+        var rng = SeededRandom(seed: 3)
         let rows = 4, cols = 77
         var x = makeRow(.gaussianish, count: rows * cols, using: &rng)
         let specials: [Float] = [.nan, .infinity, -.infinity, -.nan, Float(bitPattern: 0x7fc0_0001)]
@@ -90,9 +90,8 @@ import Quantization
         #expect(range.nonFinite == specials.count)
     }
 
-    @Test("Per-tensor quantize agrees, including params that clip and ties at the clipping edge")
-    func perTensorAgrees() {
-        var rng = SeededGenerator(seed: 4)
+    @Test func perTensorQuantizeAgreesIncludingClippingParamsAndTiesAtTheEdge() {
+        var rng = SeededRandom(seed: 4)
         for trial in 0..<60 {
             let count = Int.random(in: 0...700, using: &rng)
             let kind = RowKind.allCases.randomElement(using: &rng)!
@@ -135,8 +134,7 @@ import Quantization
         }
     }
 
-    @Test("Clipping counts rounded codes outside the range, ties at the edge included")
-    func clippingAtTheEdge() {
+    @Test func clippingCountsRoundedCodesOutsideTheRangeTiesAtTheEdgeIncluded() {
         // scale 1: 127.5 rounds to 128 (clipped), 126.5 to 126, -127.5 to -128 (clipped), -127.4 to -127.
         let x: [Float] = [127.5, 126.5, -127.5, -127.4, 127.49, 1000, -.infinity, .nan]
         let expected: [Int8] = [127, 126, -127, -127, 127, 127, -127, 127]
@@ -163,9 +161,8 @@ import Quantization
         }
     }
 
-    @Test("Fast range agrees with the reference on random data and chunk edges")
-    func rangeAgrees() {
-        var rng = SeededGenerator(seed: 5)
+    @Test func fastRangeAgreesWithTheReferenceOnRandomDataAndChunkEdges() {
+        var rng = SeededRandom(seed: 5)
         for count in [0, 1, 15, 16, 17, 31, 33, 63, 65, 4095, 4096, 4097, 10_000] {
             var x = makeRow(.mixed, count: count, using: &rng)
             if count > 40 { x[count - 1] = .infinity }
@@ -177,9 +174,8 @@ import Quantization
         #expect(empty == .empty && empty.absmax == 0)
     }
 
-    @Test("Fast dequantizeGroups matches the reference bit for bit")
-    func dequantizeAgrees() {
-        var rng = SeededGenerator(seed: 6)
+    @Test func fastDequantizeGroupsMatchesTheReferenceBitForBit() {
+        var rng = SeededRandom(seed: 6)
         let rows = 5, cols = 101
         let x = makeRow(.outliers, count: rows * cols, using: &rng)
         for groupSize in [1, 16, 33, cols] {

@@ -1,10 +1,11 @@
 import Testing
 import Quantization
+import TestSupport
 
 /// The conventions themselves: params, rounding, round trip error, and the error figures.
 @Suite struct SemanticsTests {
-    @Test("Params: scale absmax/127 or range/255, zero kept exact, degenerate ranges safe")
-    func params() {
+    /// Params: scale absmax/127 or range/255, zero kept exact, degenerate ranges safe.
+    @Test func paramsScaleByAbsmaxOrRangeKeepZeroExactAndSurviveDegenerateRanges() {
         #expect(QuantParams.symmetric(absmax: 0) == QuantParams(scale: 1, zeroPoint: 0))
         #expect(QuantParams.symmetric(absmax: 12.7) == QuantParams(scale: 12.7 / 127, zeroPoint: 0))
         #expect(QuantParams.symmetric(absmax: .nan) == QuantParams(scale: 1, zeroPoint: 0))
@@ -21,8 +22,8 @@ import Quantization
         #expect(widest.scale.isFinite && widest.zeroPoint == 0)
     }
 
-    @Test("Constant rows: symmetric codes are ±127; asymmetric ranges include 0")
-    func constantRows() {
+    /// Constant rows: symmetric codes are ±127; asymmetric ranges include 0.
+    @Test func constantRowsGiveSymmetricCodesOf127AndAsymmetricRangesThatHoldZero() {
         for (value, symmetric, code, zeroPoint) in [
             (Float(0.731), true, Int8(127), Int8(0)), (-2.5e-3, true, -127, 0),
             (0.731, false, 127, -128), (-2.5e-3, false, -128, 127), (0, true, 0, 0), (0, false, 0, 0),
@@ -35,8 +36,7 @@ import Quantization
         }
     }
 
-    @Test("Rounding is half to even after scaling")
-    func halfToEven() {
+    @Test func roundingIsHalfToEvenAfterScaling() {
         // scale 0.25 (absmax 31.75): x / scale = 0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 126.5.
         let x: [Float] = [31.75, 0.125, 0.375, 0.625, -0.125, -0.375, -0.625, 31.625]
         for kernel in [fastGroups, referenceGroups] {
@@ -47,9 +47,9 @@ import Quantization
         }
     }
 
-    @Test("Round trip: |x - dequantized| <= scale/2 for every value, on every kind of row")
-    func roundTrip() {
-        var rng = SeededGenerator(seed: 9)
+    /// Round trip: |x - dequantized| <= scale/2 for every value, on every kind of row.
+    @Test func everyValueComesBackWithinHalfAScaleOnEveryKindOfRow() {
+        var rng = SeededRandom(seed: 9)
         let rows = RowKind.allCases.count, cols = 133
         let x = RowKind.allCases.flatMap { makeRow($0, count: cols, using: &rng) }
         for groupSize in [1, 17, 32, cols] {
@@ -80,9 +80,8 @@ import Quantization
         }
     }
 
-    @Test("ErrorStats of a tile equal a Double computation from its codes")
-    func errorStatsAgainstDouble() {
-        var rng = SeededGenerator(seed: 10)
+    @Test func errorStatsOfATileEqualADoubleComputationFromItsCodes() {
+        var rng = SeededRandom(seed: 10)
         let rows = 6, cols = 250, groupSize = 32
         let x = makeRow(.outliers, count: rows * cols, using: &rng)
         for symmetric in [true, false] {
@@ -109,8 +108,7 @@ import Quantization
         }
     }
 
-    @Test("Metrics: degenerate cases and merge")
-    func metrics() {
+    @Test func metricsOfDegenerateCasesAndOfAMerge() {
         #expect(ErrorStats.zero.relativeRMSE == 0 && ErrorStats.zero.sqnrDB == .infinity)
         #expect(ErrorStats.zero.clippedFraction == 0)
         var a = ErrorStats(count: 10, sumSquaredError: 1, sumSquaredSignal: 100, maxAbsError: 0.5, clipped: 1)

@@ -1,35 +1,24 @@
+import Glibc
 import SafeTensors
 import Testing
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
-/// The MiniLM checkpoint beside the package (`../shared/fixtures/minilm/`), when present.
-let miniLMPath: String = {
-    var components = "\(#filePath)".split(separator: "/", omittingEmptySubsequences: false)
-    components.removeLast(3)  // Tests/SafeTensorsTests/FileTests.swift
-    return components.joined(separator: "/") + "/../shared/fixtures/minilm/model.safetensors"
-}()
-let miniLMPresent = access(miniLMPath, R_OK) == 0
+import TestSupport
 
 @Suite struct SafeTensorsFileReading {
     /// A writer-made file whose data bytes are numbered 0, 1, 2, ... (mod 256).
-    static func makeFile(in folder: TemporaryFolder) -> (path: String, tensors: [TensorInfo], bytes: [UInt8]) {
+    static func makeFile(in folder: TempDir) throws -> (path: String, tensors: [TensorInfo], bytes: [UInt8]) {
         let (header, tensors) = HeaderWriter.encode(
             metadata: [(key: "format", value: "pt")],
             tensors: [(name: "a", dtype: .F32, shape: [2, 3]), (name: "empty", dtype: .F16, shape: [0]),
                       (name: "b", dtype: .BF16, shape: [5]), (name: "c", dtype: .I8, shape: [300])])
         let dataLength = tensors.last!.dataRange.upperBound
         let bytes = header + (0..<dataLength).map { UInt8(truncatingIfNeeded: $0) }
-        return (folder.write("model.safetensors", bytes), tensors, bytes)
+        return (try folder.write(bytes, as: "model.safetensors"), tensors, bytes)
     }
 
     @Test func openValidatesAgainstTheRealFileSize() throws {
-        let folder = TemporaryFolder()
-        let (path, tensors, bytes) = Self.makeFile(in: folder)
+        let folder = TempDir("safetensors-tests")
+        defer { folder.remove() }
+        let (path, tensors, bytes) = try Self.makeFile(in: folder)
         let file = try SafeTensorsFile(path: path)
         #expect(file.path == path)
         #expect(file.fileSize == bytes.count)
@@ -39,8 +28,9 @@ let miniLMPresent = access(miniLMPath, R_OK) == 0
     }
 
     @Test func readsReturnTheBytesOfEachRange() throws {
-        let folder = TemporaryFolder()
-        let (path, tensors, bytes) = Self.makeFile(in: folder)
+        let folder = TempDir("safetensors-tests")
+        defer { folder.remove() }
+        let (path, tensors, bytes) = try Self.makeFile(in: folder)
         let file = try SafeTensorsFile(path: path)
         let dataStart = file.header.dataStart
         for tensor in tensors {
@@ -59,8 +49,9 @@ let miniLMPresent = access(miniLMPath, R_OK) == 0
     }
 
     @Test func concurrentReadsDoNotShareACursor() async throws {
-        let folder = TemporaryFolder()
-        let (path, _, bytes) = Self.makeFile(in: folder)
+        let folder = TempDir("safetensors-tests")
+        defer { folder.remove() }
+        let (path, _, bytes) = try Self.makeFile(in: folder)
         let file = try SafeTensorsFile(path: path)
         let starts = Array(stride(from: 0, to: bytes.count - 16, by: 7))
         let mismatches = await withTaskGroup(of: Int.self) { group in
@@ -78,8 +69,9 @@ let miniLMPresent = access(miniLMPath, R_OK) == 0
     }
 
     @Test func fileThatShrankAfterOpenGivesAnIOErrorNamingIt() throws {
-        let folder = TemporaryFolder()
-        let (path, tensors, _) = Self.makeFile(in: folder)
+        let folder = TempDir("safetensors-tests")
+        defer { folder.remove() }
+        let (path, tensors, _) = try Self.makeFile(in: folder)
         let file = try SafeTensorsFile(path: path)
         #expect(truncate(path, off_t(file.header.dataStart)) == 0)
         let last = tensors.last!
@@ -95,9 +87,9 @@ let miniLMPresent = access(miniLMPath, R_OK) == 0
         }
     }
 
-    @Test(.enabled(if: miniLMPresent, "MiniLM fixture absent at \(miniLMPath)"))
+    @Test(.enabled(if: Paths.hasMiniLM, "MiniLM fixture absent at \(Paths.minilm)"))
     func miniLMCheckpointParses() throws {
-        let file = try SafeTensorsFile(path: miniLMPath)
+        let file = try SafeTensorsFile(path: Paths.minilm)
         #expect(file.header.tensors.count == 104)
         #expect(file.header.metadata.map(\.key) == ["format"])
         #expect(file.header.metadata.first?.value == "pt")

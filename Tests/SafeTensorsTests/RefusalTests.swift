@@ -1,5 +1,6 @@
 import SafeTensors
 import Testing
+import TestSupport
 
 /// Each malformed file is written to disk and opened: the open must fail with the right kind, naming the file.
 @Suite struct LengthPrefixRefusals {
@@ -299,33 +300,38 @@ import Testing
 }
 
 @Suite struct FileRefusals {
-    @Test func fifoIsRefusedWithoutBlocking() {
-        let folder = TemporaryFolder()
-        expectRefusal(.notRegularFile, path: folder.makeFIFO("model.safetensors"))
+    @Test func fifoIsRefusedWithoutBlocking() throws {
+        let folder = TempDir("safetensors-tests")
+        defer { folder.remove() }
+        expectRefusal(.notRegularFile, path: try folder.makeFIFO("model.safetensors"))
     }
 
-    @Test func symlinkIsNotFollowed() {
-        let folder = TemporaryFolder()
-        let target = folder.write("real.safetensors", safetensors(#"{"a":\#(entry([1], 0, 4))}"#, data: 4))
+    @Test func symlinkIsNotFollowed() throws {
+        let folder = TempDir("safetensors-tests")
+        defer { folder.remove() }
+        let target = try folder.write(safetensors(#"{"a":\#(entry([1], 0, 4))}"#, data: 4), as: "real.safetensors")
         #expect(throws: Never.self) { try SafeTensorsFile(path: target) }
-        let error = expectRefusal(.notRegularFile, path: folder.makeSymlink("link.safetensors", to: target))
+        let error = expectRefusal(.notRegularFile, path: try folder.makeSymlink("link.safetensors", to: target))
         #expect(error?.errno != nil)
     }
 
-    @Test func folderIsRefused() {
-        let folder = TemporaryFolder()
-        expectRefusal(.notRegularFile, path: folder.makeFolder("model.safetensors"))
+    @Test func folderIsRefused() throws {
+        let folder = TempDir("safetensors-tests")
+        defer { folder.remove() }
+        expectRefusal(.notRegularFile, path: try folder.makeFolder("model.safetensors"))
     }
 
     @Test func missingFileIsNotFound() {
-        let folder = TemporaryFolder()
+        let folder = TempDir("safetensors-tests")
+        defer { folder.remove() }
         let error = expectRefusal(.notFound, path: folder.path + "/absent.safetensors")
         #expect(error?.errno == 2)
     }
 
     @Test func readOutsideTheDataBufferIsRefused() throws {
-        let folder = TemporaryFolder()
-        let path = folder.write("m.safetensors", safetensors(#"{"a":\#(entry([2], 0, 8))}"#, data: 8))
+        let folder = TempDir("safetensors-tests")
+        defer { folder.remove() }
+        let path = try folder.write(safetensors(#"{"a":\#(entry([2], 0, 8))}"#, data: 8), as: "m.safetensors")
         let file = try SafeTensorsFile(path: path)
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 8, alignment: 8)
         defer { buffer.deallocate() }

@@ -1,28 +1,6 @@
+import QuantSystem
 import SafeTensors
-#if canImport(Glibc)
-import Glibc
-#endif
-
-/// A deterministic generator (SplitMix64), so every test input is the same on every run.
-public struct SeededRandom: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// Roughly Gaussian (sum of uniforms), with the occasional outlier, like trained weights.
-    public mutating func weight(std: Float = 0.02) -> Float {
-        var s: Float = 0
-        for _ in 0..<4 { s += Float.random(in: -1...1, using: &self) }
-        let v = s * std * 0.866
-        return Int.random(in: 0..<997, using: &self) == 0 ? v * 12 : v
-    }
-}
+import SystemPackage
 
 /// A safetensors file built in memory: tensors with their raw little-endian bytes.
 public struct Checkpoint {
@@ -37,6 +15,40 @@ public struct Checkpoint {
     public var entries: [Entry] = []
 
     public init() {}
+
+    /// F32 tensors of seeded random weights (`SeededRandom.weight`), in the order given.
+    public static func random(_ tensors: [(name: String, shape: [Int])], seed: UInt64) -> Checkpoint {
+        var rng = SeededRandom(seed: seed)
+        var c = Checkpoint()
+        for tensor in tensors { c.addRandom(tensor.name, shape: tensor.shape, rng: &rng) }
+        return c
+    }
+
+    /// F32 tensors of seeded values uniform in [-1, 1), in the order given: one draw a value, quick to make in bulk
+    /// (tens of MB for the daemon's jobs, whose numbers do not matter).
+    public static func uniform(_ tensors: [(name: String, shape: [Int])], seed: UInt64) -> Checkpoint {
+        var rng = SeededRandom(seed: seed)
+        var c = Checkpoint()
+        for tensor in tensors {
+            let count = tensor.shape.reduce(1, *)
+            var bytes = [UInt8](repeating: 0, count: 4 * count)
+            bytes.withUnsafeMutableBytes { raw in
+                for i in 0..<count {
+                    // The draw's top 24 bits as a signed fraction, which a Float holds exactly.
+                    let value = Float(Int32(truncatingIfNeeded: rng.next() >> 40) - (1 << 23)) / Float(1 << 23)
+                    raw.storeBytes(of: value.bitPattern.littleEndian, toByteOffset: 4 * i, as: UInt32.self)
+                }
+            }
+            c.add(tensor.name, .F32, shape: tensor.shape, bytes: bytes)
+        }
+        return c
+    }
+
+    /// `count` F32 tensors `layer0.weight`, `layer1.weight`, ... of `rows` x `cols` uniform values: a small
+    /// checkpoint for a job whose numbers do not matter.
+    public static func layers(_ count: Int = 2, rows: Int = 64, cols: Int = 64, seed: UInt64) -> Checkpoint {
+        uniform((0..<count).map { ("layer\($0).weight", [rows, cols]) }, seed: seed)
+    }
 
     public mutating func add(_ name: String, _ dtype: DType = .F32, shape: [Int], values: [Float]) {
         var bytes: [UInt8] = []
@@ -81,64 +93,27 @@ public struct Checkpoint {
     }
 }
 
-/// A fresh folder under /tmp, removed by `remove()`.
-public struct TempDir: Sendable {
-    public let path: String
+/// A sharded checkpoint: its shard files and `model.safetensors.index.json`, which maps each tensor to its shard.
+public struct ShardedCheckpoint {
+    public var shards: [(file: String, checkpoint: Checkpoint)] = []
 
-    public init(_ label: String = "quantd-test") {
-        var template = Array("/tmp/\(label)-XXXXXX".utf8CString)
-        let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
-        precondition(made != nil, "mkdtemp failed")
-        path = String(cString: template.withUnsafeBufferPointer { $0.baseAddress! })
+    public init() {}
+
+    public mutating func add(_ file: String, _ checkpoint: Checkpoint) {
+        shards.append((file, checkpoint))
     }
 
-    public func remove() {
-        _ = Shell.run("/bin/rm", ["-rf", path])
+    /// The index: every tensor of every shard in order, `total_size` the shards' data bytes.
+    public var index: [UInt8] {
+        let entries = shards.flatMap { shard in shard.checkpoint.entries.map { (shard.file, $0) } }
+        return ShardIndex.encode(totalSize: entries.reduce(0) { $0 + $1.1.bytes.count },
+                                 weightMap: entries.map { (tensor: $0.1.name, file: $0.0) })
     }
 
-    public subscript(_ name: String) -> String { path + "/" + name }
-
-    public static func write(_ bytes: [UInt8], to path: String) throws {
-        guard let f = fopen(path, "wb") else { throw TestError("cannot create \(path)") }
-        defer { fclose(f) }
-        let n = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, f) }
-        guard n == bytes.count else { throw TestError("short write to \(path)") }
+    /// Writes the shards and the index into `folder`, made if missing.
+    public func write(to folder: String) throws {
+        try FileSystem.makeDirectories(FilePath(folder))
+        for shard in shards { try shard.checkpoint.write(to: folder + "/" + shard.file) }
+        try TempDir.write(index, to: folder + "/model.safetensors.index.json")
     }
-
-    public static func read(_ path: String) throws -> [UInt8] {
-        guard let f = fopen(path, "rb") else { throw TestError("cannot open \(path)") }
-        defer { fclose(f) }
-        var out: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, f) }
-            if n == 0 { break }
-            out += chunk[0..<n]
-        }
-        return out
-    }
-
-    /// Names in a folder, sorted, without "." and "..".
-    public static func list(_ path: String) -> [String] {
-        guard let d = opendir(path) else { return [] }
-        defer { closedir(d) }
-        var names: [String] = []
-        while let e = readdir(d) {
-            let name = withUnsafeBytes(of: e.pointee.d_name) {
-                String(cString: $0.baseAddress!.assumingMemoryBound(to: CChar.self))
-            }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names.sorted()
-    }
-
-    public static func exists(_ path: String) -> Bool {
-        var st = stat()
-        return lstat(path, &st) == 0
-    }
-}
-
-public struct TestError: Error, CustomStringConvertible {
-    public var description: String
-    public init(_ d: String) { description = d }
 }

@@ -1,8 +1,53 @@
 import SafeTensors
 import Zstd
 
-/// A safetensors file held whole in memory, for checking small outputs in tests.
-public struct Decoded {
+/// A frame's end as the stream decoder reports it: where it ends in the compressed stream, and its content size.
+public struct FrameEnd: Hashable, Sendable {
+    public var compressedEnd: Int
+    public var rawSize: Int
+
+    public init(compressedEnd: Int, rawSize: Int) {
+        self.compressedEnd = compressedEnd
+        self.rawSize = rawSize
+    }
+}
+
+/// What the zstd stream decoder made of a whole stream: the content, and where each frame ended.
+public struct DecodedStream {
+    public var content: [UInt8] = []
+    public var ends: [FrameEnd] = []
+
+    public init() {}
+
+    /// Feeds `stream` to a new decoder in pieces of the given sizes (cycled; the whole stream at once when empty),
+    /// then calls `finish()`.
+    public init(_ stream: [UInt8], pieces: [Int] = [], requireChecksum: Bool = true) throws {
+        var decoder = try ZstdStreamDecoder()
+        var decoded = DecodedStream()
+        let sizes = pieces.isEmpty ? [max(stream.count, 1)] : pieces
+        try stream.withUnsafeBytes { bytes in
+            var offset = 0
+            var index = 0
+            while offset < bytes.count {
+                let end = min(bytes.count, offset + sizes[index % sizes.count])
+                try decoder.feed(
+                    UnsafeRawBufferPointer(rebasing: bytes[offset..<end]),
+                    requireChecksum: requireChecksum,
+                    output: { decoded.content.append(contentsOf: $0) },
+                    frameEnded: { decoded.ends.append(FrameEnd(compressedEnd: $0, rawSize: $1)) }
+                )
+                offset = end
+                index += 1
+            }
+        }
+        try decoder.finish()
+        self = decoded
+    }
+}
+
+/// A safetensors file held whole in memory (an input, or an output decompressed), for checking small outputs in
+/// tests.
+public struct DecodedCheckpoint {
     public var header: Header
     public var bytes: [UInt8]
 
@@ -16,16 +61,9 @@ public struct Decoded {
         self.bytes = bytes
     }
 
-    /// Decompresses a `.zst` output with libzstd and parses what is inside.
+    /// Decompresses a `.zst` output with libzstd (checksums required) and parses what is inside.
     public init(zst path: String) throws {
-        let compressed = try TempDir.read(path)
-        var decoder = try ZstdStreamDecoder()
-        var out: [UInt8] = []
-        try compressed.withUnsafeBytes { b in
-            try decoder.feed(b, requireChecksum: true, output: { out += $0 }, frameEnded: { _, _ in })
-        }
-        try decoder.finish()
-        try self.init(safetensors: out, file: path)
+        try self.init(safetensors: try DecodedStream(TempDir.read(path)).content, file: path)
     }
 
     public func tensor(_ name: String) -> TensorInfo? { header.tensors.first { $0.name == name } }

@@ -1,37 +1,56 @@
 import Foundation
 
-/// Runs real programs (the built `quantd`, `zstd`, `python3`) the way a user would.
+/// Runs real programs (the built `quantd`, `zstd`, `python3`, scripts) the way a user would.
 public enum Shell {
     public struct Result: Sendable {
         public var status: Int32
-        public var stdout: String
+        /// Standard output as it came, bytes (`zstd -c` writes binary).
+        public var output: [UInt8]
         public var stderr: String
+        /// Standard output as text.
+        public var stdout: String { String(decoding: output, as: UTF8.self) }
     }
 
+    /// Runs `executable` to its end with an empty standard input. Its output goes through files, so that a large
+    /// one cannot block it. Status -1 (and the reason in `stderr`) when it cannot be started.
     @discardableResult
     public static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil)
         -> Result
     {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: executable)
-        p.arguments = arguments
-        if let environment { p.environment = environment }
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        p.standardInput = FileHandle.nullDevice
-        do { try p.run() } catch {
-            return Result(status: -1, stdout: "", stderr: "cannot run \(executable): \(error)")
+        let folder = TempDir("quantd-run")
+        defer { folder.remove() }
+        let process: Process
+        do {
+            process = try start(executable, arguments, environment: environment, stdout: folder["stdout"],
+                                stderr: folder["stderr"])
+        } catch {
+            return Result(status: -1, output: [], stderr: "cannot run \(executable): \(error)")
         }
-        // Read both pipes while the process runs, so a chatty process cannot block on a full pipe.
-        nonisolated(unsafe) var errData = Data()
-        let reader = Thread { errData = err.fileHandleForReading.readDataToEndOfFile() }
-        reader.start()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        while !reader.isFinished { usleep(1000) }
-        return Result(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                      stderr: String(decoding: errData, as: UTF8.self))
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, output: (try? TempDir.read(folder["stdout"])) ?? [],
+                      stderr: String(decoding: (try? TempDir.read(folder["stderr"])) ?? [], as: UTF8.self))
+    }
+
+    /// Starts `executable` with an empty standard input and its output into the files named (nothing kept where
+    /// nil), and returns it running.
+    static func start(_ executable: String, _ arguments: [String], environment: [String: String]?,
+                      stdout: String?, stderr: String?) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        if let environment { process.environment = environment }
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = try stdout.map(handle) ?? FileHandle.nullDevice
+        process.standardError = try stderr.map(handle) ?? FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
+    /// A new, empty file at `path`, open for writing.
+    private static func handle(_ path: String) throws -> FileHandle {
+        try TempDir.write([], to: path)
+        guard let handle = FileHandle(forWritingAtPath: path) else { throw TestError("cannot open \(path)") }
+        return handle
     }
 
     /// The path of a program on PATH, if any.

@@ -1,4 +1,5 @@
 import Testing
+import TestSupport
 import Zstd
 
 @Suite struct ZstdCompressorTests {
@@ -10,7 +11,7 @@ import Zstd
             let compressed = try frame(of: source)
             let viaFrame = try compressed.withUnsafeBytes { try ZstdFrame.decompress($0, limit: count) }
             #expect(viaFrame == source)
-            let viaStream = try decodeStream(compressed)
+            let viaStream = try DecodedStream(compressed)
             #expect(viaStream.content == source)
             #expect(viaStream.ends == [FrameEnd(compressedEnd: compressed.count, rawSize: count)])
         }
@@ -93,7 +94,7 @@ import Zstd
 
     @Test func reusedCompressorMatchesFreshCompressors() throws {
         var reused = try ZstdCompressor()
-        var generator = SeededGenerator(seed: 42)
+        var generator = SeededRandom(seed: 42)
         for index in 0..<100 {
             // Sizes from empty to several blocks, so libzstd's size-adapted parameters change between frames.
             let count = [0, 1, 777, 65_536, 300_000][index % 5] + Int.random(in: 0..<5000, using: &generator)

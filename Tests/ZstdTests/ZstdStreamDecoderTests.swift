@@ -1,4 +1,5 @@
 import Testing
+import TestSupport
 import Zstd
 
 /// A stream of many frames with its expected content and frame ends.
@@ -9,7 +10,7 @@ private struct Stream {
 
     init(frameCount: Int, seed: UInt64) throws {
         var compressor = try ZstdCompressor()
-        var generator = SeededGenerator(seed: seed)
+        var generator = SeededRandom(seed: seed)
         for index in 0..<frameCount {
             // Empty frames, tiny ones, and ones larger than a block (128 KiB) and than the decoder's buffer.
             let count = [0, 1, Int.random(in: 2..<3000, using: &generator), 200_000][index % 4]
@@ -28,7 +29,7 @@ private struct ClosureFailure: Error, Equatable {
 @Suite struct ZstdStreamDecoderTests {
     @Test func manyFramesDecodeWithExactBoundariesWhateverTheChunking() throws {
         let stream = try Stream(frameCount: 40, seed: 1)
-        var generator = SeededGenerator(seed: 9)
+        var generator = SeededRandom(seed: 9)
         let chunkings: [[Int]] = [
             [],
             [4096],
@@ -36,7 +37,7 @@ private struct ClosureFailure: Error, Equatable {
             (0..<50).map { _ in Int.random(in: 1...20_000, using: &generator) },
         ]
         for pieces in chunkings {
-            let decoded = try decodeStream(stream.bytes, pieces: pieces)
+            let decoded = try DecodedStream(stream.bytes, pieces: pieces)
             #expect(decoded.content == stream.content)
             #expect(decoded.ends == stream.ends)
         }
@@ -44,8 +45,8 @@ private struct ClosureFailure: Error, Equatable {
 
     @Test func oneByteAtATimeGivesTheSameOutput() throws {
         let stream = try Stream(frameCount: 9, seed: 2)
-        let whole = try decodeStream(stream.bytes)
-        let byByte = try decodeStream(stream.bytes, pieces: [1])
+        let whole = try DecodedStream(stream.bytes)
+        let byByte = try DecodedStream(stream.bytes, pieces: [1])
         #expect(byByte.content == whole.content)
         #expect(byByte.ends == whole.ends)
         #expect(whole.content == stream.content)
@@ -55,13 +56,13 @@ private struct ClosureFailure: Error, Equatable {
     @Test func corruptedBytesAreDetected() throws {
         for source in [gaussianInt8(300_000, seed: 4), randomBytes(50_000, seed: 4)] {
             let good = try frame(of: source)
-            var generator = SeededGenerator(seed: 77)
+            var generator = SeededRandom(seed: 77)
             let positions = [0, 4, 5, 6, good.count / 2, good.count - 5]
                 + (0..<60).map { _ in Int.random(in: 0..<good.count, using: &generator) }
             for position in positions {
                 var bad = good
                 bad[position] ^= 0xFF
-                #expect(throws: ZstdError.self, "stream, byte \(position)") { _ = try decodeStream(bad) }
+                #expect(throws: ZstdError.self, "stream, byte \(position)") { _ = try DecodedStream(bad) }
                 #expect(throws: ZstdError.self, "one-shot, byte \(position)") {
                     _ = try bad.withUnsafeBytes { try ZstdFrame.decompress($0, limit: source.count) }
                 }
@@ -74,7 +75,7 @@ private struct ClosureFailure: Error, Equatable {
         var bad = stream.bytes
         // The last 4 bytes of the second frame are its checksum.
         bad[stream.ends[1].compressedEnd - 2] ^= 0x01
-        var decoded = Decoded()
+        var decoded = DecodedStream()
         var decoder = try ZstdStreamDecoder()
         let error = #expect(throws: ZstdError.self) {
             try bad.withUnsafeBytes {
@@ -102,14 +103,14 @@ private struct ClosureFailure: Error, Equatable {
                     stream.bytes.count - 4, stream.bytes.count - 1]
         for cut in cuts {
             let error = #expect(throws: ZstdError.self, "cut at \(cut)") {
-                _ = try decodeStream(Array(stream.bytes.prefix(cut)), pieces: [3000])
+                _ = try DecodedStream(Array(stream.bytes.prefix(cut)), pieces: [3000])
             }
             #expect(error?.code == Code.srcSizeWrong)
         }
         // Cutting exactly at a frame boundary leaves a shorter but complete stream.
-        let shorter = try decodeStream(Array(stream.bytes.prefix(lastStart)))
+        let shorter = try DecodedStream(Array(stream.bytes.prefix(lastStart)))
         #expect(shorter.ends == Array(stream.ends.prefix(3)))
-        #expect(try decodeStream([]).ends.isEmpty)
+        #expect(try DecodedStream([]).ends.isEmpty)
     }
 
     @Test func frameWithoutChecksumIsRefusedUnlessAllowed() throws {
@@ -126,7 +127,7 @@ private struct ClosureFailure: Error, Equatable {
         #expect(error?.code == Code.frameParameterUnsupported)
         #expect(delivered == 3, "nothing of the refused frame reaches the output")
 
-        let allowed = try decodeStream(stream, pieces: [2], requireChecksum: false)
+        let allowed = try DecodedStream(stream, pieces: [2], requireChecksum: false)
         #expect(allowed.content == [1, 2, 3] + source)
         #expect(allowed.ends.map(\.compressedEnd) == [stream.count - bare.count, stream.count])
 
@@ -162,7 +163,7 @@ private struct ClosureFailure: Error, Equatable {
     }
 
     @Test func bytesThatAreNotZstdAreRefused() throws {
-        let error = #expect(throws: ZstdError.self) { _ = try decodeStream(Array("not zstd at all".utf8)) }
+        let error = #expect(throws: ZstdError.self) { _ = try DecodedStream(Array("not zstd at all".utf8)) }
         #expect(error?.code == Code.prefixUnknown)
         // Garbage after a good frame fails too, after the good frame's end was reported.
         var ends: [FrameEnd] = []
@@ -186,7 +187,7 @@ private struct ClosureFailure: Error, Equatable {
         let emptySkippable: [UInt8] = [0x5E, 0x2A, 0x4D, 0x18, 0, 0, 0, 0]
         let stream = first + skippable + second + emptySkippable
         for pieces in [[], [1]] {
-            let decoded = try decodeStream(stream, pieces: pieces)
+            let decoded = try DecodedStream(stream, pieces: pieces)
             #expect(decoded.content == [1, 2, 3])
             let ends = [first.count, first.count + 13, first.count + 13 + second.count, stream.count]
             #expect(decoded.ends.map(\.compressedEnd) == ends)

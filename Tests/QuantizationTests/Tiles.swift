@@ -1,19 +1,5 @@
 import Quantization
-
-/// SplitMix64: a small seeded generator, so that every run sees the same data.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9e37_79b9_7f4a_7c15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-        return z ^ (z >> 31)
-    }
-}
+import TestSupport
 
 /// The kinds of rows that stress the kernels.
 enum RowKind: CaseIterable {
@@ -22,7 +8,7 @@ enum RowKind: CaseIterable {
 }
 
 /// Fills `count` values of one kind.
-func makeRow(_ kind: RowKind, count: Int, using rng: inout SeededGenerator) -> [Float] {
+func makeRow(_ kind: RowKind, count: Int, using rng: inout SeededRandom) -> [Float] {
     func uniform() -> Float { Float.random(in: -1...1, using: &rng) }
     switch kind {
     case .gaussianish:
