@@ -2,9 +2,8 @@ import ArgumentParser
 import Console
 import FoundationEssentials
 import QuantEngine
-#if canImport(Glibc)
-import Glibc
-#endif
+import QuantSystem
+import SystemPackage
 
 @main
 struct Bench: ParsableCommand {
@@ -85,7 +84,7 @@ struct Bench: ParsableCommand {
         for s in extraSizes where ByteSize.parse(s) == nil {
             throw ValidationError("--sizes: cannot read '\(s)' (try 1G,2G,4G)")
         }
-        if access(quantdPath, X_OK) != 0 {
+        if !FileSystem.canExecute(FilePath(quantdPath)) {
             throw ValidationError("no quantd program at \(quantdPath) (build it with `swift build`, or pass --quantd)")
         }
     }
@@ -114,7 +113,7 @@ struct Bench: ParsableCommand {
     }
 
     fileprivate var settings: (dir: String, json: String, threads: Int) {
-        let tmp = getenv("TMPDIR").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+        let tmp = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
         let dir = self.dir ?? tmp + "/quantd-bench"
         return (dir, json ?? dir + "/bench.json", threads ?? Engine.cores)
     }
@@ -154,10 +153,8 @@ private final class BenchRunner {
         (dir, jsonPath, threads) = options.settings
         quantd = options.quantdPath
         log = dir + "/bench.log"
-        guard mkdir(dir, 0o755) == 0 || errno == EEXIST else {
-            throw BenchError("cannot create \(dir): \(String(cString: strerror(errno)))")
-        }
-        _ = unlink(log)
+        do { try FileSystem.makeDirectory(FilePath(dir)) } catch { throw BenchError(error) }
+        try? FileSystem.unlink(FilePath(log))
     }
 
     func run() throws(BenchError) -> BenchReport {
@@ -200,7 +197,7 @@ private final class BenchRunner {
         status("baselines: zstd, sha256")
         let payload = dir + "/payload.safetensors"
         try run([zstd, "-d", "-q", "-f", allOutput, "-o", payload])
-        let payloadBytes = fileSize(payload)
+        let payloadBytes = BenchPath.size(payload)
         let zstdRun = try timed([zstd, "-3", "-T\(threads)", "-q", "-f", payload, "-o", dir + "/payload.zst"])
         baselines.append(.init(name: "zstd -3 -T\(threads) on the int8 payload", tool: "zstd",
                                inputBytes: payloadBytes, best: zstdRun))
@@ -237,11 +234,11 @@ private final class BenchRunner {
                 () throws(BenchError) in try self.remove(out)
             }
             try remove(out)
-            if !options.keep { _ = unlink(other.path) }
+            if !options.keep { try? FileSystem.unlink(FilePath(other.path)) }
             sizeRuns.append(.init(label: label, bytes: other.bytes, threads: threads, best: best,
                                   gbPerSecond: Double(other.bytes) / best.seconds / 1e9))
         }
-        if !options.keep { _ = unlink(checkpoint.path) }
+        if !options.keep { try? FileSystem.unlink(FilePath(checkpoint.path)) }
 
         var daemon: DaemonFigures?
         if options.daemonJobs > 0 {
@@ -318,9 +315,9 @@ private final class BenchRunner {
         var generateSeconds: Double?
         if !reused {
             status("generating \(Format.bytes(spec.fileSize)) checkpoint \(path)")
-            let start = Child.now()
+            let start = FileSystem.monotonicSeconds()
             try spec.write(to: path, threads: threads)
-            generateSeconds = Child.now() - start
+            generateSeconds = FileSystem.monotonicSeconds() - start
         }
         status("reading \(path) into the page cache")
         _ = try readPass(path)
@@ -385,13 +382,12 @@ private final class BenchRunner {
 
     /// `relative` under a folder above the binary or above the working directory.
     private func findAbove(_ relative: String) -> String? {
-        var cwd = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        let here = getcwd(&cwd, cwd.count).map { String(cString: $0) } ?? "."
+        let here = FileSystem.currentDirectory()?.string ?? "."
         for start in [BenchPath.directory(Child.selfPath), here] {
             var folder = start
             while true {
                 let candidate = folder + "/" + relative
-                if access(candidate, R_OK) == 0 { return candidate }
+                if FileSystem.canRead(FilePath(candidate)) { return candidate }
                 let parent = BenchPath.directory(folder)
                 if parent == folder { break }
                 folder = parent
@@ -402,43 +398,47 @@ private final class BenchRunner {
 
     /// Reads the whole file with pread into one reused 8 MiB buffer; returns the seconds it took.
     private func readPass(_ path: String) throws(BenchError) -> Double {
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { throw BenchError("cannot open \(path): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: 8 << 20, alignment: 4096)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 8 << 20, alignment: 4096)
         defer { buffer.deallocate() }
-        let start = Child.now()
-        var offset = 0
-        while true {
-            let n = pread(fd, buffer, 8 << 20, off_t(offset))
-            if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { throw BenchError("cannot read \(path): \(String(cString: strerror(errno)))") }
-            if n == 0 { break }
-            offset += n
+        do throws(SystemError) {
+            let file = FilePath(path)
+            let fd = try FileDescriptor.openFile(file, .readOnly)
+            defer { try? fd.close() }
+            let start = FileSystem.monotonicSeconds()
+            var offset = 0
+            while true {
+                let n = try fd.read(into: buffer, at: offset, path: file)
+                if n == 0 { break }
+                offset += n
+            }
+            return FileSystem.monotonicSeconds() - start
+        } catch {
+            throw BenchError(error)
         }
-        return Child.now() - start
     }
 
     /// Whether two files hold the same bytes.
     private func sameBytes(_ a: String, _ b: String) throws(BenchError) -> Bool {
-        let fa = open(a, O_RDONLY), fb = open(b, O_RDONLY)
-        defer { if fa >= 0 { close(fa) }; if fb >= 0 { close(fb) } }
-        guard fa >= 0, fb >= 0 else { throw BenchError("cannot open \(fa < 0 ? a : b)") }
         let size = 4 << 20
-        let ba = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
-        let bb = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
+        let ba = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 64)
+        let bb = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 64)
         defer { ba.deallocate(); bb.deallocate() }
-        while true {
-            let na = read(fa, ba, size), nb = read(fb, bb, size)
-            if na != nb { return false }
-            if na <= 0 { return na == 0 }
-            if memcmp(ba, bb, na) != 0 { return false }
+        do throws(SystemError) {
+            let fa = try FileDescriptor.openFile(FilePath(a), .readOnly)
+            defer { try? fa.close() }
+            let fb = try FileDescriptor.openFile(FilePath(b), .readOnly)
+            defer { try? fb.close() }
+            var offset = 0
+            while true {
+                let na = try fa.readFully(into: ba, at: offset, path: FilePath(a), allowShort: true)
+                let nb = try fb.readFully(into: bb, at: offset, path: FilePath(b), allowShort: true)
+                if na != nb || !ba[0..<na].elementsEqual(bb[0..<nb]) { return false }
+                if na < size { return true }
+                offset += na
+            }
+        } catch {
+            throw BenchError(error)
         }
-    }
-
-    private func fileSize(_ path: String) -> Int {
-        var st = stat()
-        return stat(path, &st) == 0 ? Int(st.st_size) : 0
     }
 
     /// Removes what a previous run left besides the checkpoints, the log and the report.
@@ -449,9 +449,7 @@ private final class BenchRunner {
     }
 
     private func remove(_ path: String) throws(BenchError) {
-        var st = stat()
-        guard lstat(path, &st) == 0 else { return }
-        try Child.run(["/bin/rm", "-rf", path], log: log)
+        do { try FileSystem.removeTree(FilePath(path)) } catch { throw BenchError(error) }
     }
 
     private func status(_ text: String) {
@@ -470,5 +468,10 @@ enum BenchPath {
     static func directory(_ path: String) -> String {
         guard let slash = path.lastIndex(of: "/") else { return "." }
         return slash == path.startIndex ? "/" : String(path[..<slash])
+    }
+
+    /// The size of the file at `path`, following symlinks (0 when there is none).
+    static func size(_ path: String) -> Int {
+        FileSystem.resolvingSymlinks(FilePath(path)).flatMap { try? FileSystem.entry($0).size } ?? 0
     }
 }
