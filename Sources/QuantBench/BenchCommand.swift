@@ -67,6 +67,16 @@ struct Bench: ParsableCommand {
     @Option(help: "The numpy baseline script (default: scripts/bench_numpy.py found above the binary or here).")
     var numpyScript: String?
 
+    @Flag(help: """
+        Measure the engine's stages alone on one thread over the bytes of --input (read, quantize, compress, hash, \
+        write: core-seconds per GB), `quantd quantize` of it with 1 and all threads, the serial chain, and the \
+        throughput projected from them at 8, 16 and 64 cores. Writes DIR/bench-stages.json.
+        """)
+    var stages = false
+
+    @Option(help: "With --stages: the checkpoint measured, a .safetensors file or a folder of shards.")
+    var input: String?
+
     @Option(help: .hidden)
     var measureChild: String?
 
@@ -83,6 +93,11 @@ struct Bench: ParsableCommand {
         if ByteSize.parse(size) == nil { throw ValidationError("--size: cannot read '\(size)' (try 2G or 512M)") }
         for s in extraSizes where ByteSize.parse(s) == nil {
             throw ValidationError("--sizes: cannot read '\(s)' (try 1G,2G,4G)")
+        }
+        if stages && input == nil { throw ValidationError("--stages needs --input (a .safetensors file or a folder)") }
+        if let input {
+            guard stages else { throw ValidationError("--input goes with --stages") }
+            guard FileSystem.exists(FilePath(input)) else { throw ValidationError("--input: nothing at \(input)") }
         }
         if !FileSystem.canExecute(FilePath(quantdPath)) {
             throw ValidationError("no quantd program at \(quantdPath) (build it with `swift build`, or pass --quantd)")
@@ -103,8 +118,11 @@ struct Bench: ParsableCommand {
         }
         do {
             let runner = try BenchRunner(self)
-            let report = try runner.run()
-            print(BenchTable.render(report))
+            if stages, let input {
+                print(StageTable.render(try runner.runStages(input: input)))
+            } else {
+                print(BenchTable.render(try runner.run()))
+            }
             print("\nJSON: \(runner.jsonPath)")
         } catch {
             Terminal.error(error.description)
@@ -115,7 +133,7 @@ struct Bench: ParsableCommand {
     fileprivate var settings: (dir: String, json: String, threads: Int) {
         let tmp = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
         let dir = self.dir ?? tmp + "/quantd-bench"
-        return (dir, json ?? dir + "/bench.json", threads ?? Engine.cores)
+        return (dir, json ?? dir + (stages ? "/bench-stages.json" : "/bench.json"), threads ?? Engine.cores)
     }
 
     fileprivate var sizeLabels: [String] { extraSizes }
@@ -138,7 +156,7 @@ enum ByteSize {
 }
 
 /// One benchmark run: the steps in order, each appending its figures.
-private final class BenchRunner {
+final class BenchRunner {
     let options: Bench
     let dir: String
     let jsonPath: String
@@ -160,12 +178,8 @@ private final class BenchRunner {
     func run() throws(BenchError) -> BenchReport {
         let startedAt = Date.now.ISO8601Format()
         try cleanOutputs()
-        let machine = MachineInfo.current(cores: Engine.cores)
+        let machine = currentMachine()
         let floor = try run(["/bin/true"])
-        if machine.loadAverage > 0.5 {
-            notes.append("load average \(Format.fixed(machine.loadAverage, 2)) at the start: other work shared the "
-                + "cores, so the figures (above all the multi-thread ones) are low")
-        }
 
         status("kernels in process (\(options.kernelRepeats) runs each)")
         let kernels = try KernelBench.run(threads: threads, repeats: options.kernelRepeats, level: 3)
@@ -173,20 +187,7 @@ private final class BenchRunner {
         let primaryLabel = options.size
         let (checkpoint, spec) = try prepare(label: primaryLabel)
 
-        // End to end, one thread (pinned) and all threads; the outputs stay for the payload and the comparison.
-        var endToEnd: [BenchReport.EndToEnd] = []
-        let taskset = Child.which("taskset")
-        if taskset == nil { notes.append("taskset not found: the 1-thread run is not pinned to one core") }
-        for t in threads > 1 ? [1, threads] : [1] {
-            status("quantd quantize, \(t) thread(s)")
-            let out = dir + "/out-t\(t)"
-            var argv = [quantd, "quantize", checkpoint.path, "-o", out, "--threads", "\(t)"]
-            let pinned = t == 1 && taskset != nil
-            if pinned, let taskset { argv = [taskset, "-c", "0"] + argv }
-            let best = try timed(argv) { () throws(BenchError) in try self.remove(out) }
-            endToEnd.append(.init(threads: t, pinned: pinned, best: best,
-                                  gbPerSecond: Double(checkpoint.bytes) / best.seconds / 1e9))
-        }
+        let endToEnd = try endToEnd(checkpoint.path, bytes: checkpoint.bytes)
         let outputName = BenchPath.base(checkpoint.path) + ".zst"
         let allOutput = "\(dir)/out-t\(threads)/\(outputName)"
         let identical: Bool? = threads > 1 ? try sameBytes(dir + "/out-t1/" + outputName, allOutput) : nil
@@ -262,6 +263,41 @@ private final class BenchRunner {
             sizes: sizeRuns, daemon: daemon, measurerFloorRSSBytes: floor.peakRSSBytes, commands: commands,
             notes: notes + ["peak RSS figures include the measuring process's floor: /bin/true reports "
                 + "\(Format.fixed(floor.peakRSSMiB, 1)) MiB"])
+        try writeJSON(report)
+        return report
+    }
+
+    /// The machine, with a note when other work was running at the start.
+    func currentMachine() -> MachineInfo {
+        let machine = MachineInfo.current(cores: Engine.cores)
+        if machine.loadAverage > 0.5 {
+            notes.append("load average \(Format.fixed(machine.loadAverage, 2)) at the start: other work shared the "
+                + "cores, so the figures (above all the multi-thread ones) are low")
+        }
+        return machine
+    }
+
+    /// `quantd quantize` of `input`, best of the repeats, with one thread (pinned) and all threads; the outputs
+    /// stay in DIR/out-tN for what follows.
+    func endToEnd(_ input: String, bytes: Int) throws(BenchError) -> [BenchReport.EndToEnd] {
+        var endToEnd: [BenchReport.EndToEnd] = []
+        let taskset = Child.which("taskset")
+        if taskset == nil { notes.append("taskset not found: the 1-thread run is not pinned to one core") }
+        for t in threads > 1 ? [1, threads] : [1] {
+            status("quantd quantize, \(t) thread(s)")
+            let out = dir + "/out-t\(t)"
+            var argv = [quantd, "quantize", input, "-o", out, "--threads", "\(t)"]
+            let pinned = t == 1 && taskset != nil
+            if pinned, let taskset { argv = [taskset, "-c", "0"] + argv }
+            let best = try timed(argv) { () throws(BenchError) in try self.remove(out) }
+            endToEnd.append(.init(threads: t, pinned: pinned, best: best,
+                                  gbPerSecond: Double(bytes) / best.seconds / 1e9))
+        }
+        return endToEnd
+    }
+
+    /// Writes `report` to the JSON file, keys sorted.
+    func writeJSON(_ report: some Encodable) throws(BenchError) {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         do { try TextFile.write(Array(try encoder.encode(report)) + [0x0a], to: jsonPath) } catch let e as BenchError {
@@ -269,7 +305,6 @@ private final class BenchRunner {
         } catch {
             throw BenchError("cannot encode the report: \(error)")
         }
-        return report
     }
 
     private func ratios(endToEnd: [BenchReport.EndToEnd], baselines: [BenchReport.Baseline],
@@ -330,7 +365,7 @@ private final class BenchRunner {
     }
 
     /// Best of the configured repeats; records the command.
-    private func timed(_ argv: [String], prepare: () throws(BenchError) -> Void = {}) throws(BenchError)
+    func timed(_ argv: [String], prepare: () throws(BenchError) -> Void = {}) throws(BenchError)
         -> ChildRun
     {
         commands.append(argv)
@@ -338,7 +373,7 @@ private final class BenchRunner {
     }
 
     @discardableResult
-    private func run(_ argv: [String]) throws(BenchError) -> ChildRun {
+    func run(_ argv: [String]) throws(BenchError) -> ChildRun {
         commands.append(argv)
         return try Child.run(argv, log: log)
     }
@@ -397,7 +432,7 @@ private final class BenchRunner {
     }
 
     /// Reads the whole file with pread into one reused 8 MiB buffer; returns the seconds it took.
-    private func readPass(_ path: String) throws(BenchError) -> Double {
+    func readPass(_ path: String) throws(BenchError) -> Double {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 8 << 20, alignment: 4096)
         defer { buffer.deallocate() }
         do throws(SystemError) {
@@ -442,17 +477,18 @@ private final class BenchRunner {
     }
 
     /// Removes what a previous run left besides the checkpoints, the log and the report.
-    private func cleanOutputs() throws(BenchError) {
-        for name in ["out-t1", "out-t\(threads)", "out-size", "payload.safetensors", "payload.zst", "numpy-out.bin"] {
+    func cleanOutputs() throws(BenchError) {
+        for name in ["out-t1", "out-t\(threads)", "out-size", "payload.safetensors", "payload.zst", "numpy-out.bin",
+                     StagePass.outputName] {
             try remove(dir + "/" + name)
         }
     }
 
-    private func remove(_ path: String) throws(BenchError) {
+    func remove(_ path: String) throws(BenchError) {
         do { try FileSystem.removeTree(FilePath(path)) } catch { throw BenchError(error) }
     }
 
-    private func status(_ text: String) {
+    func status(_ text: String) {
         if Terminal.isInteractive {
             Terminal.status("quantd bench: " + text)
         } else {

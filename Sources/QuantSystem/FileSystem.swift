@@ -276,6 +276,14 @@ public enum FileSystem {
         return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 
+    /// CPU seconds (user and system) the calling thread has used (`CLOCK_THREAD_CPUTIME_ID`): the core time of
+    /// the work between two readings, however many other threads shared the core meanwhile.
+    public static func threadCPUSeconds() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
     /// A line on standard error, for what must be seen even when the log goes to a file.
     public static func printError(_ text: String) {
         let line = Array((text + "\n").utf8)
