@@ -62,7 +62,10 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .target(name: "Console"),
+        .target(
+            name: "Console",
+            dependencies: ["QuantSystem", .product(name: "SystemPackage", package: "swift-system")]
+        ),
         .executableTarget(
             name: "quantd",
             dependencies: [

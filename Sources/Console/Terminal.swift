@@ -1,25 +1,17 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import QuantSystem
+import SystemPackage
 
 /// Writing to the terminal: messages to stderr, a live status line when stderr is a terminal.
 public enum Terminal {
-    public static let isInteractive = isatty(STDERR_FILENO) == 1
+    public static let isInteractive = FileDescriptor.standardError.isTerminal
 
     public static func error(_ message: String) {
-        write("quantd: error: \(message)\n")
+        FileSystem.printError("quantd: error: \(message)")
     }
 
+    /// Writes `text` to stderr as it is (a failed write is dropped).
     public static func write(_ text: String) {
-        var text = text
-        text.withUTF8 { b in
-            var done = 0
-            while done < b.count {
-                let n = Glibc.write(STDERR_FILENO, b.baseAddress! + done, b.count - done)
-                if n <= 0 { return }
-                done += n
-            }
-        }
+        _ = try? FileDescriptor.standardError.writeAll(text.utf8)
     }
 
     /// Replaces the current status line (only on a terminal).

@@ -1,9 +1,8 @@
 import Dispatch
+import QuantSystem
 import SafeTensors
 import Synchronization
-#if canImport(Glibc)
-import Glibc
-#endif
+import SystemPackage
 
 /// A deterministic LLaMA-shaped fp32 checkpoint for the benchmark, written with pwrite from worker threads.
 ///
@@ -76,26 +75,26 @@ struct BenchCheckpoint {
 
     /// Whether `path` already holds this checkpoint: same size and the same header bytes.
     func matches(_ path: String) -> Bool {
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0, Int(st.st_size) == fileSize else { return false }
+        guard let fd = try? FileDescriptor.openFile(FilePath(path), .readOnly) else { return false }
+        defer { try? fd.close() }
+        guard let status = try? fd.status(path: nil), Int(status.size) == fileSize else { return false }
         var existing = [UInt8](repeating: 0, count: header.count)
-        return pread(fd, &existing, existing.count, 0) == existing.count && existing == header
+        let read = existing.withUnsafeMutableBytes { try? fd.readFully(into: $0, at: 0, path: nil) }
+        return read == existing.count && existing == header
     }
 
     /// Writes the checkpoint to `path` (through `path.partial`, renamed when complete and synced, so that a
     /// later run never reuses a half-written file and its dirty pages do not flush during the timed runs).
     func write(to path: String, threads: Int) throws(BenchError) {
-        let partial = path + ".partial"
-        let fd = open(partial, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else { throw BenchError("cannot create \(partial): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        guard ftruncate(fd, off_t(fileSize)) == 0 else {
-            throw BenchError("cannot size \(partial): \(String(cString: strerror(errno)))")
+        let partial = FilePath(path + ".partial")
+        let fd: FileDescriptor
+        do {
+            fd = try FileDescriptor.openFile(partial, .writeOnly, options: [.create, .truncate],
+                                             permissions: TextFile.mode)
+        } catch {
+            throw BenchError(error)
         }
-        try Self.pwriteAll(fd, header.withUnsafeBytes { $0 }, at: 0, path: partial)
+        defer { try? fd.close() }
 
         // Chunks of at most 4 MiB inside one tensor, claimed in order by the workers.
         let chunkElements = 1 << 20
@@ -105,29 +104,35 @@ struct BenchCheckpoint {
             }
         }
         let nextChunk = Atomic<Int>(0)
-        let failure = Mutex<BenchError?>(nil)
+        let failure = Mutex<SystemError?>(nil)
         let dataStart = header.count
-        DispatchQueue.concurrentPerform(iterations: max(1, threads)) { _ in
-            let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: chunkElements)
-            defer { buffer.deallocate() }
-            while true {
-                let k = nextChunk.add(1, ordering: .relaxed).oldValue
-                guard k < chunks.count, failure.withLock({ $0 == nil }) else { return }
-                let c = chunks[k]
-                let out = UnsafeMutableBufferPointer(rebasing: buffer[0..<c.count])
-                Self.fill(out, tensor: c.tensor, first: c.first, norm: tensors[c.tensor].isNorm, seed: seed)
-                let offset = dataStart + dataRanges[c.tensor].lowerBound + c.first * 4
-                do throws(BenchError) {
-                    try Self.pwriteAll(fd, UnsafeRawBufferPointer(out), at: offset, path: partial)
-                } catch {
-                    failure.withLock { $0 = $0 ?? error }
+        do throws(SystemError) {
+            try fd.resize(to: fileSize, path: partial)
+            try header.withUnsafeBytes { raw in
+                Result { () throws(SystemError) in try fd.writeFully(raw, at: 0, path: partial) }
+            }.get()
+            DispatchQueue.concurrentPerform(iterations: max(1, threads)) { _ in
+                let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: chunkElements)
+                defer { buffer.deallocate() }
+                while true {
+                    let k = nextChunk.add(1, ordering: .relaxed).oldValue
+                    guard k < chunks.count, failure.withLock({ $0 == nil }) else { return }
+                    let c = chunks[k]
+                    let out = UnsafeMutableBufferPointer(rebasing: buffer[0..<c.count])
+                    Self.fill(out, tensor: c.tensor, first: c.first, norm: tensors[c.tensor].isNorm, seed: seed)
+                    let offset = dataStart + dataRanges[c.tensor].lowerBound + c.first * 4
+                    do throws(SystemError) {
+                        try fd.writeFully(UnsafeRawBufferPointer(out), at: offset, path: partial)
+                    } catch {
+                        failure.withLock { $0 = $0 ?? error }
+                    }
                 }
             }
-        }
-        if let error = failure.withLock({ $0 }) { throw error }
-        guard fsync(fd) == 0 else { throw BenchError("cannot sync \(partial): \(String(cString: strerror(errno)))") }
-        guard rename(partial, path) == 0 else {
-            throw BenchError("cannot rename \(partial): \(String(cString: strerror(errno)))")
+            if let error = failure.withLock({ $0 }) { throw error }
+            try fd.sync(path: partial)
+            try FileSystem.rename(partial, FilePath(path))
+        } catch {
+            throw BenchError(error)
         }
     }
 
@@ -156,17 +161,5 @@ struct BenchCheckpoint {
         z ^= z >> 27
         z = z &* 0x81DA_DEF4_BC2D_D44D
         return z ^ (z >> 33)
-    }
-
-    private static func pwriteAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int, path: String)
-        throws(BenchError)
-    {
-        var done = 0
-        while done < bytes.count {
-            let n = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(offset + done))
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw BenchError("cannot write \(path): \(String(cString: strerror(errno)))") }
-            done += n
-        }
     }
 }

@@ -2,9 +2,8 @@ import ArgumentParser
 import Console
 import FoundationEssentials
 import QuantEngine
-#if canImport(Glibc)
-import Glibc
-#endif
+import QuantSystem
+import SystemPackage
 
 @main
 struct Bench: ParsableCommand {
@@ -68,6 +67,16 @@ struct Bench: ParsableCommand {
     @Option(help: "The numpy baseline script (default: scripts/bench_numpy.py found above the binary or here).")
     var numpyScript: String?
 
+    @Flag(help: """
+        Measure the engine's stages alone on one thread over the bytes of --input (read, quantize, compress, hash, \
+        write: core-seconds per GB), `quantd quantize` of it with 1 and all threads, the serial chain, and the \
+        throughput projected from them at 8, 16 and 64 cores. Writes DIR/bench-stages.json.
+        """)
+    var stages = false
+
+    @Option(help: "With --stages: the checkpoint measured, a .safetensors file or a folder of shards.")
+    var input: String?
+
     @Option(help: .hidden)
     var measureChild: String?
 
@@ -85,7 +94,12 @@ struct Bench: ParsableCommand {
         for s in extraSizes where ByteSize.parse(s) == nil {
             throw ValidationError("--sizes: cannot read '\(s)' (try 1G,2G,4G)")
         }
-        if access(quantdPath, X_OK) != 0 {
+        if stages && input == nil { throw ValidationError("--stages needs --input (a .safetensors file or a folder)") }
+        if let input {
+            guard stages else { throw ValidationError("--input goes with --stages") }
+            guard FileSystem.exists(FilePath(input)) else { throw ValidationError("--input: nothing at \(input)") }
+        }
+        if !FileSystem.canExecute(FilePath(quantdPath)) {
             throw ValidationError("no quantd program at \(quantdPath) (build it with `swift build`, or pass --quantd)")
         }
     }
@@ -104,8 +118,11 @@ struct Bench: ParsableCommand {
         }
         do {
             let runner = try BenchRunner(self)
-            let report = try runner.run()
-            print(BenchTable.render(report))
+            if stages, let input {
+                print(StageTable.render(try runner.runStages(input: input)))
+            } else {
+                print(BenchTable.render(try runner.run()))
+            }
             print("\nJSON: \(runner.jsonPath)")
         } catch {
             Terminal.error(error.description)
@@ -114,9 +131,9 @@ struct Bench: ParsableCommand {
     }
 
     fileprivate var settings: (dir: String, json: String, threads: Int) {
-        let tmp = getenv("TMPDIR").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+        let tmp = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
         let dir = self.dir ?? tmp + "/quantd-bench"
-        return (dir, json ?? dir + "/bench.json", threads ?? Engine.cores)
+        return (dir, json ?? dir + (stages ? "/bench-stages.json" : "/bench.json"), threads ?? Engine.cores)
     }
 
     fileprivate var sizeLabels: [String] { extraSizes }
@@ -139,7 +156,7 @@ enum ByteSize {
 }
 
 /// One benchmark run: the steps in order, each appending its figures.
-private final class BenchRunner {
+final class BenchRunner {
     let options: Bench
     let dir: String
     let jsonPath: String
@@ -154,21 +171,15 @@ private final class BenchRunner {
         (dir, jsonPath, threads) = options.settings
         quantd = options.quantdPath
         log = dir + "/bench.log"
-        guard mkdir(dir, 0o755) == 0 || errno == EEXIST else {
-            throw BenchError("cannot create \(dir): \(String(cString: strerror(errno)))")
-        }
-        _ = unlink(log)
+        do { try FileSystem.makeDirectory(FilePath(dir)) } catch { throw BenchError(error) }
+        try? FileSystem.unlink(FilePath(log))
     }
 
     func run() throws(BenchError) -> BenchReport {
         let startedAt = Date.now.ISO8601Format()
         try cleanOutputs()
-        let machine = MachineInfo.current(cores: Engine.cores)
+        let machine = currentMachine()
         let floor = try run(["/bin/true"])
-        if machine.loadAverage > 0.5 {
-            notes.append("load average \(Format.fixed(machine.loadAverage, 2)) at the start: other work shared the "
-                + "cores, so the figures (above all the multi-thread ones) are low")
-        }
 
         status("kernels in process (\(options.kernelRepeats) runs each)")
         let kernels = try KernelBench.run(threads: threads, repeats: options.kernelRepeats, level: 3)
@@ -176,20 +187,7 @@ private final class BenchRunner {
         let primaryLabel = options.size
         let (checkpoint, spec) = try prepare(label: primaryLabel)
 
-        // End to end, one thread (pinned) and all threads; the outputs stay for the payload and the comparison.
-        var endToEnd: [BenchReport.EndToEnd] = []
-        let taskset = Child.which("taskset")
-        if taskset == nil { notes.append("taskset not found: the 1-thread run is not pinned to one core") }
-        for t in threads > 1 ? [1, threads] : [1] {
-            status("quantd quantize, \(t) thread(s)")
-            let out = dir + "/out-t\(t)"
-            var argv = [quantd, "quantize", checkpoint.path, "-o", out, "--threads", "\(t)"]
-            let pinned = t == 1 && taskset != nil
-            if pinned, let taskset { argv = [taskset, "-c", "0"] + argv }
-            let best = try timed(argv) { () throws(BenchError) in try self.remove(out) }
-            endToEnd.append(.init(threads: t, pinned: pinned, best: best,
-                                  gbPerSecond: Double(checkpoint.bytes) / best.seconds / 1e9))
-        }
+        let endToEnd = try endToEnd(checkpoint.path, bytes: checkpoint.bytes)
         let outputName = BenchPath.base(checkpoint.path) + ".zst"
         let allOutput = "\(dir)/out-t\(threads)/\(outputName)"
         let identical: Bool? = threads > 1 ? try sameBytes(dir + "/out-t1/" + outputName, allOutput) : nil
@@ -200,7 +198,7 @@ private final class BenchRunner {
         status("baselines: zstd, sha256")
         let payload = dir + "/payload.safetensors"
         try run([zstd, "-d", "-q", "-f", allOutput, "-o", payload])
-        let payloadBytes = fileSize(payload)
+        let payloadBytes = BenchPath.size(payload)
         let zstdRun = try timed([zstd, "-3", "-T\(threads)", "-q", "-f", payload, "-o", dir + "/payload.zst"])
         baselines.append(.init(name: "zstd -3 -T\(threads) on the int8 payload", tool: "zstd",
                                inputBytes: payloadBytes, best: zstdRun))
@@ -237,11 +235,11 @@ private final class BenchRunner {
                 () throws(BenchError) in try self.remove(out)
             }
             try remove(out)
-            if !options.keep { _ = unlink(other.path) }
+            if !options.keep { try? FileSystem.unlink(FilePath(other.path)) }
             sizeRuns.append(.init(label: label, bytes: other.bytes, threads: threads, best: best,
                                   gbPerSecond: Double(other.bytes) / best.seconds / 1e9))
         }
-        if !options.keep { _ = unlink(checkpoint.path) }
+        if !options.keep { try? FileSystem.unlink(FilePath(checkpoint.path)) }
 
         var daemon: DaemonFigures?
         if options.daemonJobs > 0 {
@@ -265,6 +263,41 @@ private final class BenchRunner {
             sizes: sizeRuns, daemon: daemon, measurerFloorRSSBytes: floor.peakRSSBytes, commands: commands,
             notes: notes + ["peak RSS figures include the measuring process's floor: /bin/true reports "
                 + "\(Format.fixed(floor.peakRSSMiB, 1)) MiB"])
+        try writeJSON(report)
+        return report
+    }
+
+    /// The machine, with a note when other work was running at the start.
+    func currentMachine() -> MachineInfo {
+        let machine = MachineInfo.current(cores: Engine.cores)
+        if machine.loadAverage > 0.5 {
+            notes.append("load average \(Format.fixed(machine.loadAverage, 2)) at the start: other work shared the "
+                + "cores, so the figures (above all the multi-thread ones) are low")
+        }
+        return machine
+    }
+
+    /// `quantd quantize` of `input`, best of the repeats, with one thread (pinned) and all threads; the outputs
+    /// stay in DIR/out-tN for what follows.
+    func endToEnd(_ input: String, bytes: Int) throws(BenchError) -> [BenchReport.EndToEnd] {
+        var endToEnd: [BenchReport.EndToEnd] = []
+        let taskset = Child.which("taskset")
+        if taskset == nil { notes.append("taskset not found: the 1-thread run is not pinned to one core") }
+        for t in threads > 1 ? [1, threads] : [1] {
+            status("quantd quantize, \(t) thread(s)")
+            let out = dir + "/out-t\(t)"
+            var argv = [quantd, "quantize", input, "-o", out, "--threads", "\(t)"]
+            let pinned = t == 1 && taskset != nil
+            if pinned, let taskset { argv = [taskset, "-c", "0"] + argv }
+            let best = try timed(argv) { () throws(BenchError) in try self.remove(out) }
+            endToEnd.append(.init(threads: t, pinned: pinned, best: best,
+                                  gbPerSecond: Double(bytes) / best.seconds / 1e9))
+        }
+        return endToEnd
+    }
+
+    /// Writes `report` to the JSON file, keys sorted.
+    func writeJSON(_ report: some Encodable) throws(BenchError) {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         do { try TextFile.write(Array(try encoder.encode(report)) + [0x0a], to: jsonPath) } catch let e as BenchError {
@@ -272,7 +305,6 @@ private final class BenchRunner {
         } catch {
             throw BenchError("cannot encode the report: \(error)")
         }
-        return report
     }
 
     private func ratios(endToEnd: [BenchReport.EndToEnd], baselines: [BenchReport.Baseline],
@@ -318,9 +350,9 @@ private final class BenchRunner {
         var generateSeconds: Double?
         if !reused {
             status("generating \(Format.bytes(spec.fileSize)) checkpoint \(path)")
-            let start = Child.now()
+            let start = FileSystem.monotonicSeconds()
             try spec.write(to: path, threads: threads)
-            generateSeconds = Child.now() - start
+            generateSeconds = FileSystem.monotonicSeconds() - start
         }
         status("reading \(path) into the page cache")
         _ = try readPass(path)
@@ -333,7 +365,7 @@ private final class BenchRunner {
     }
 
     /// Best of the configured repeats; records the command.
-    private func timed(_ argv: [String], prepare: () throws(BenchError) -> Void = {}) throws(BenchError)
+    func timed(_ argv: [String], prepare: () throws(BenchError) -> Void = {}) throws(BenchError)
         -> ChildRun
     {
         commands.append(argv)
@@ -341,7 +373,7 @@ private final class BenchRunner {
     }
 
     @discardableResult
-    private func run(_ argv: [String]) throws(BenchError) -> ChildRun {
+    func run(_ argv: [String]) throws(BenchError) -> ChildRun {
         commands.append(argv)
         return try Child.run(argv, log: log)
     }
@@ -385,13 +417,12 @@ private final class BenchRunner {
 
     /// `relative` under a folder above the binary or above the working directory.
     private func findAbove(_ relative: String) -> String? {
-        var cwd = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        let here = getcwd(&cwd, cwd.count).map { String(cString: $0) } ?? "."
+        let here = FileSystem.currentDirectory()?.string ?? "."
         for start in [BenchPath.directory(Child.selfPath), here] {
             var folder = start
             while true {
                 let candidate = folder + "/" + relative
-                if access(candidate, R_OK) == 0 { return candidate }
+                if FileSystem.canRead(FilePath(candidate)) { return candidate }
                 let parent = BenchPath.directory(folder)
                 if parent == folder { break }
                 folder = parent
@@ -401,60 +432,63 @@ private final class BenchRunner {
     }
 
     /// Reads the whole file with pread into one reused 8 MiB buffer; returns the seconds it took.
-    private func readPass(_ path: String) throws(BenchError) -> Double {
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { throw BenchError("cannot open \(path): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: 8 << 20, alignment: 4096)
+    func readPass(_ path: String) throws(BenchError) -> Double {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 8 << 20, alignment: 4096)
         defer { buffer.deallocate() }
-        let start = Child.now()
-        var offset = 0
-        while true {
-            let n = pread(fd, buffer, 8 << 20, off_t(offset))
-            if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { throw BenchError("cannot read \(path): \(String(cString: strerror(errno)))") }
-            if n == 0 { break }
-            offset += n
+        do throws(SystemError) {
+            let file = FilePath(path)
+            let fd = try FileDescriptor.openFile(file, .readOnly)
+            defer { try? fd.close() }
+            let start = FileSystem.monotonicSeconds()
+            var offset = 0
+            while true {
+                let n = try fd.read(into: buffer, at: offset, path: file)
+                if n == 0 { break }
+                offset += n
+            }
+            return FileSystem.monotonicSeconds() - start
+        } catch {
+            throw BenchError(error)
         }
-        return Child.now() - start
     }
 
     /// Whether two files hold the same bytes.
     private func sameBytes(_ a: String, _ b: String) throws(BenchError) -> Bool {
-        let fa = open(a, O_RDONLY), fb = open(b, O_RDONLY)
-        defer { if fa >= 0 { close(fa) }; if fb >= 0 { close(fb) } }
-        guard fa >= 0, fb >= 0 else { throw BenchError("cannot open \(fa < 0 ? a : b)") }
         let size = 4 << 20
-        let ba = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
-        let bb = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
+        let ba = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 64)
+        let bb = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 64)
         defer { ba.deallocate(); bb.deallocate() }
-        while true {
-            let na = read(fa, ba, size), nb = read(fb, bb, size)
-            if na != nb { return false }
-            if na <= 0 { return na == 0 }
-            if memcmp(ba, bb, na) != 0 { return false }
+        do throws(SystemError) {
+            let fa = try FileDescriptor.openFile(FilePath(a), .readOnly)
+            defer { try? fa.close() }
+            let fb = try FileDescriptor.openFile(FilePath(b), .readOnly)
+            defer { try? fb.close() }
+            var offset = 0
+            while true {
+                let na = try fa.readFully(into: ba, at: offset, path: FilePath(a), allowShort: true)
+                let nb = try fb.readFully(into: bb, at: offset, path: FilePath(b), allowShort: true)
+                if na != nb || !ba[0..<na].elementsEqual(bb[0..<nb]) { return false }
+                if na < size { return true }
+                offset += na
+            }
+        } catch {
+            throw BenchError(error)
         }
     }
 
-    private func fileSize(_ path: String) -> Int {
-        var st = stat()
-        return stat(path, &st) == 0 ? Int(st.st_size) : 0
-    }
-
     /// Removes what a previous run left besides the checkpoints, the log and the report.
-    private func cleanOutputs() throws(BenchError) {
-        for name in ["out-t1", "out-t\(threads)", "out-size", "payload.safetensors", "payload.zst", "numpy-out.bin"] {
+    func cleanOutputs() throws(BenchError) {
+        for name in ["out-t1", "out-t\(threads)", "out-size", "payload.safetensors", "payload.zst", "numpy-out.bin",
+                     StagePass.outputName] {
             try remove(dir + "/" + name)
         }
     }
 
-    private func remove(_ path: String) throws(BenchError) {
-        var st = stat()
-        guard lstat(path, &st) == 0 else { return }
-        try Child.run(["/bin/rm", "-rf", path], log: log)
+    func remove(_ path: String) throws(BenchError) {
+        do { try FileSystem.removeTree(FilePath(path)) } catch { throw BenchError(error) }
     }
 
-    private func status(_ text: String) {
+    func status(_ text: String) {
         if Terminal.isInteractive {
             Terminal.status("quantd bench: " + text)
         } else {
@@ -470,5 +504,10 @@ enum BenchPath {
     static func directory(_ path: String) -> String {
         guard let slash = path.lastIndex(of: "/") else { return "." }
         return slash == path.startIndex ? "/" : String(path[..<slash])
+    }
+
+    /// The size of the file at `path`, following symlinks (0 when there is none).
+    static func size(_ path: String) -> Int {
+        FileSystem.resolvingSymlinks(FilePath(path)).flatMap { try? FileSystem.entry($0).size } ?? 0
     }
 }

@@ -1,7 +1,6 @@
 import FoundationEssentials
-#if canImport(Glibc)
-import Glibc
-#endif
+import QuantSystem
+import SystemPackage
 
 /// The daemon's side of the benchmark: how long a checkpoint renamed into `incoming/` takes to be committed
 /// (median of N jobs, one at a time), and how much CPU an idle daemon uses.
@@ -23,15 +22,20 @@ enum DaemonBench {
         throws(BenchError) -> DaemonFigures
     {
         let spool = dir + "/daemon-spool"
-        _ = system("rm -rf '\(spool)'")
         let log = dir + "/daemon.log"
-        _ = unlink(log)
-        let pid = try spawn([quantd, "run", "--spool", spool, "--settle-seconds", "1", "--log-file", log])
+        let daemon: ChildProcess
+        do throws(SystemError) {
+            try FileSystem.removeTree(FilePath(spool))
+            try? FileSystem.unlink(FilePath(log))
+            daemon = try ChildProcess.spawn([quantd, "run", "--spool", spool, "--settle-seconds", "1",
+                                             "--log-file", log])
+        } catch {
+            throw BenchError("cannot start the daemon: \(error)")
+        }
         defer {
-            kill(pid, SIGTERM)
-            var status: Int32 = 0
-            waitpid(pid, &status, 0)
-            _ = system("rm -rf '\(spool)'")
+            daemon.signal(SignalPipe.terminate)
+            _ = try? daemon.wait()
+            try? FileSystem.removeTree(FilePath(spool))
         }
         try waitFor(deadline: 30, what: "the daemon to start watching \(spool)") {
             (TextFile.read(log) ?? "").contains("\"event\":\"watching\"")
@@ -39,58 +43,40 @@ enum DaemonBench {
         var latencies: [Double] = []
         for i in 0..<jobs {
             let staged = "\(spool)/incoming/.bench-\(i).tmp"
-            guard system("cp '\(checkpoint)' '\(staged)'") == 0 else {
+            guard (try? ChildProcess.spawn(["/bin/cp", checkpoint, staged]).wait().status) == 0 else {
                 throw BenchError("cannot copy \(checkpoint) into \(spool)/incoming")
             }
-            let start = Child.now()
-            guard rename(staged, "\(spool)/incoming/bench-\(i).safetensors") == 0 else {
-                throw BenchError("cannot rename into \(spool)/incoming: \(String(cString: strerror(errno)))")
+            let start = FileSystem.monotonicSeconds()
+            do {
+                try FileSystem.rename(FilePath(staged), FilePath("\(spool)/incoming/bench-\(i).safetensors"))
+            } catch {
+                throw BenchError("cannot rename into \(spool)/incoming: \(error)")
             }
-            let manifest = "\(spool)/out/bench-\(i)/manifest.json"
-            try waitFor(deadline: 120, what: manifest, poll: 0.0005) { access(manifest, F_OK) == 0 }
-            latencies.append((Child.now() - start) * 1000)
-            let done = "\(spool)/done/bench-\(i).safetensors"
-            try waitFor(deadline: 30, what: done) { access(done, F_OK) == 0 }
-            _ = unlink(done)
+            let manifest = FilePath("\(spool)/out/bench-\(i)/manifest.json")
+            try waitFor(deadline: 120, what: manifest.string, poll: 0.0005) { FileSystem.exists(manifest) }
+            latencies.append((FileSystem.monotonicSeconds() - start) * 1000)
+            let done = FilePath("\(spool)/done/bench-\(i).safetensors")
+            try waitFor(deadline: 30, what: done.string) { FileSystem.exists(done) }
+            try? FileSystem.unlink(done)
         }
-        let before = cpuSeconds(pid)
-        usleep(useconds_t(idleSeconds * 1e6))
-        let idle = cpuSeconds(pid) - before
+        let before = ChildProcess.cpuSeconds(of: daemon.id) ?? 0
+        FileSystem.sleep(seconds: idleSeconds)
+        let idle = (ChildProcess.cpuSeconds(of: daemon.id) ?? 0) - before
         let sorted = latencies.sorted()
-        var st = stat()
-        _ = stat(checkpoint, &st)
-        return DaemonFigures(checkpoint: checkpoint, checkpointBytes: Int(st.st_size), jobs: jobs,
+        return DaemonFigures(checkpoint: checkpoint,
+                             checkpointBytes: BenchPath.size(checkpoint), jobs: jobs,
                              medianMilliseconds: sorted.isEmpty ? 0 : (sorted[(sorted.count - 1) / 2]
                                 + sorted[sorted.count / 2]) / 2,
                              minMilliseconds: sorted.first ?? 0, maxMilliseconds: sorted.last ?? 0,
                              idleCPUSeconds: idle, idleSeconds: idleSeconds)
     }
 
-    /// Starts a child without waiting for it.
-    private static func spawn(_ argv: [String]) throws(BenchError) -> pid_t {
-        var cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) }
-        cArgs.append(nil)
-        defer { for p in cArgs { free(p) } }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, argv[0], nil, nil, cArgs, environ)
-        guard rc == 0 else { throw BenchError("cannot start \(argv[0]): \(String(cString: strerror(rc)))") }
-        return pid
-    }
-
     private static func waitFor(deadline: Double, what: String, poll: Double = 0.01,
                                 _ condition: () -> Bool) throws(BenchError) {
-        let end = Child.now() + deadline
+        let end = FileSystem.monotonicSeconds() + deadline
         while !condition() {
-            guard Child.now() < end else { throw BenchError("timed out waiting for \(what)") }
-            usleep(useconds_t(poll * 1e6))
+            guard FileSystem.monotonicSeconds() < end else { throw BenchError("timed out waiting for \(what)") }
+            FileSystem.sleep(seconds: poll)
         }
-    }
-
-    /// utime + stime of a process, from /proc/PID/stat (fields 14 and 15, in clock ticks).
-    private static func cpuSeconds(_ pid: pid_t) -> Double {
-        guard let text = TextFile.read("/proc/\(pid)/stat"), let close = text.lastIndex(of: ")") else { return 0 }
-        let fields = text[text.index(after: close)...].split(separator: " ")
-        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
-        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 }

@@ -89,70 +89,47 @@ extension BenchReport.Ratio {
 /// The plain-text table printed on stdout.
 enum BenchTable {
     static func render(_ r: BenchReport) -> String {
-        var out: [String] = []
-        let m = r.machine
-        out.append("quantd bench \(r.quantdVersion): \(m.cpuModel), \(m.cores) cores, \(m.kernel), "
-            + "\(Format.fixed(m.memoryGiB, 1)) GiB RAM"
-            + (m.cpuFeatures.isEmpty ? "" : ", " + m.cpuFeatures.joined(separator: " ")))
+        var out: [String] = [machine(r.machine, version: r.quantdVersion)]
         let c = r.checkpoint
         out.append("checkpoint: \(c.path)")
         out.append("  \(Format.bytes(c.bytes)) (\(c.label)), \(c.tensors) tensors, "
             + (c.reused ? "reused" : "generated in \(Format.fixed(c.generateSeconds ?? 0, 2)) s")
             + ", page-cache read pass \(Format.fixed(c.readPassGBPerSecond, 1)) GB/s (1 thread)")
 
-        out.append("")
         let threadCounts = Array(Set(r.kernels.map(\.threads))).sorted()
-        out.append(row(["kernels, \(KernelBench.rows) x \(KernelBench.cols), best of \(r.settings.kernelRepeats)"]
-            + threadCounts.map { "\($0) thread" + ($0 == 1 ? "" : "s") }, widths: [44] + threadCounts.map { _ in 12 }))
         var names: [String] = []
         for k in r.kernels where !names.contains(k.name) { names.append(k.name) }
-        for name in names {
-            let cells = threadCounts.map { t in
-                r.kernels.first { $0.name == name && $0.threads == t }.map { Format.fixed($0.gbPerSecond, 1) + " GB/s" }
-                    ?? "-"
-            }
-            out.append(row(["  " + name] + cells, widths: [44] + threadCounts.map { _ in 12 }))
-        }
+        out += table(nil, ["kernels, \(KernelBench.rows) x \(KernelBench.cols), best of \(r.settings.kernelRepeats)"]
+            + threadCounts.map { "\($0) thread" + ($0 == 1 ? "" : "s") }, widths: [44] + threadCounts.map { _ in 12 },
+            names.map { name in
+                ["  " + name] + threadCounts.map { t in
+                    r.kernels.first { $0.name == name && $0.threads == t }
+                        .map { Format.fixed($0.gbPerSecond, 1) + " GB/s" } ?? "-"
+                }
+            })
 
-        out.append("")
-        out.append("end to end: quantd quantize (\(r.settings.scheme)), hot page cache, best of \(r.settings.repeats)")
-        let widths = [24, 9, 9, 14, 9, 9, 11]
-        out.append(row(["  threads", "wall s", "GB/s", "peak RSS MiB", "user s", "sys s", "cores busy"],
-                       widths: widths))
-        for e in r.endToEnd {
-            out.append(row(["  \(e.threads)" + (e.pinned ? " (taskset -c 0)" : ""), Format.fixed(e.best.seconds, 2),
-                            Format.fixed(e.gbPerSecond, 2), Format.fixed(e.best.peakRSSMiB, 0),
-                            Format.fixed(e.best.userSeconds, 2), Format.fixed(e.best.systemSeconds, 2),
-                            Format.fixed(e.best.coresBusy, 2)], widths: widths))
-        }
+        out += endToEnd("quantd quantize (\(r.settings.scheme))", r.endToEnd, repeats: r.settings.repeats)
         if let same = r.outputsIdentical {
             out.append("  outputs with 1 and \(r.settings.threads) threads: " + (same ? "byte-identical" : "DIFFERENT"))
         }
 
-        out.append("")
-        out.append("baselines, best of \(r.settings.repeats)")
-        out.append(row(["  what", "wall s", "peak RSS MiB", "tool"], widths: [44, 9, 14, 30]))
-        for b in r.baselines {
-            out.append(row(["  \(b.name) (\(Format.bytes(b.inputBytes)))", Format.fixed(b.best.seconds, 2),
-                            Format.fixed(b.best.peakRSSMiB, 0), b.tool], widths: [44, 9, 14, 30]))
-        }
+        out += table("baselines, best of \(r.settings.repeats)", ["  what", "wall s", "peak RSS MiB", "tool"],
+                     widths: [44, 9, 14, 30], r.baselines.map { b in
+                         ["  \(b.name) (\(Format.bytes(b.inputBytes)))", Format.fixed(b.best.seconds, 2),
+                          Format.fixed(b.best.peakRSSMiB, 0), b.tool]
+                     })
 
-        out.append("")
-        out.append(row(["ratios", "value", "target", ""], widths: [44, 9, 10, 6]))
-        for ratio in r.ratios {
-            out.append(row(["  " + ratio.name, Format.fixed(ratio.value, 2), ratio.target, ratio.met ? "ok" : "MISS"],
-                           widths: [44, 9, 10, 6]))
-        }
+        out += table(nil, ["ratios", "value", "target", ""], widths: [44, 9, 10, 6], r.ratios.map { ratio in
+            ["  " + ratio.name, Format.fixed(ratio.value, 2), ratio.target, ratio.met ? "ok" : "MISS"]
+        })
 
         if !r.sizes.isEmpty {
-            out.append("")
-            out.append("sizes: quantd quantize, \(r.settings.threads) threads, best of \(r.settings.repeats)")
-            out.append(row(["  size", "bytes", "wall s", "GB/s", "peak RSS MiB"], widths: [10, 16, 9, 9, 14]))
-            for s in r.sizes {
-                out.append(row(["  " + s.label, Format.bytes(s.bytes), Format.fixed(s.best.seconds, 2),
-                                Format.fixed(s.gbPerSecond, 2), Format.fixed(s.best.peakRSSMiB, 0)],
-                               widths: [10, 16, 9, 9, 14]))
-            }
+            out += table("sizes: quantd quantize, \(r.settings.threads) threads, best of \(r.settings.repeats)",
+                         ["  size", "bytes", "wall s", "GB/s", "peak RSS MiB"], widths: [10, 16, 9, 9, 14],
+                         r.sizes.map { s in
+                             ["  " + s.label, Format.bytes(s.bytes), Format.fixed(s.best.seconds, 2),
+                              Format.fixed(s.gbPerSecond, 2), Format.fixed(s.best.peakRSSMiB, 0)]
+                         })
         }
         if let d = r.daemon {
             out.append("")
@@ -161,15 +138,40 @@ enum BenchTable {
                 + "min \(Format.fixed(d.minMilliseconds, 0)), max \(Format.fixed(d.maxMilliseconds, 0))")
             out.append("  idle: \(Format.fixed(d.idleCPUSeconds, 3)) CPU s in \(Format.fixed(d.idleSeconds, 0)) s")
         }
-        if !r.notes.isEmpty {
-            out.append("")
-            for note in r.notes { out.append("note: " + note) }
-        }
+        out += notes(r.notes)
         return out.joined(separator: "\n")
     }
 
+    /// The first line: the version and the machine.
+    static func machine(_ m: MachineInfo, version: String) -> String {
+        "quantd bench \(version): \(m.cpuModel), \(m.cores) cores, \(m.kernel), "
+            + "\(Format.fixed(m.memoryGiB, 1)) GiB RAM"
+            + (m.cpuFeatures.isEmpty ? "" : ", " + m.cpuFeatures.joined(separator: " "))
+    }
+
+    /// The end-to-end runs of `what`, one row per thread count.
+    static func endToEnd(_ what: String, _ runs: [BenchReport.EndToEnd], repeats: Int) -> [String] {
+        table("end to end: \(what), hot page cache, best of \(repeats)",
+              ["  threads", "wall s", "GB/s", "peak RSS MiB", "user s", "sys s", "cores busy"],
+              widths: [24, 9, 9, 14, 9, 9, 11], runs.map { e in
+                  ["  \(e.threads)" + (e.pinned ? " (taskset -c 0)" : ""), Format.fixed(e.best.seconds, 2),
+                   Format.fixed(e.gbPerSecond, 2), Format.fixed(e.best.peakRSSMiB, 0),
+                   Format.fixed(e.best.userSeconds, 2), Format.fixed(e.best.systemSeconds, 2),
+                   Format.fixed(e.best.coresBusy, 2)]
+              })
+    }
+
+    /// A blank line, the heading (if any), the header row, then the rows, cells padded to `widths`.
+    static func table(_ heading: String?, _ header: [String], widths: [Int], _ rows: [[String]]) -> [String] {
+        [""] + (heading.map { [$0] } ?? []) + ([header] + rows).map { row($0, widths: widths) }
+    }
+
+    static func notes(_ notes: [String]) -> [String] {
+        notes.isEmpty ? [] : [""] + notes.map { "note: " + $0 }
+    }
+
     /// Cells padded to their widths: the first left-aligned, numbers right-aligned.
-    private static func row(_ cells: [String], widths: [Int]) -> String {
+    static func row(_ cells: [String], widths: [Int]) -> String {
         var line = ""
         for (i, cell) in cells.enumerated() {
             let w = i < widths.count ? widths[i] : cell.count

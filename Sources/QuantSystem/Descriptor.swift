@@ -82,6 +82,9 @@ extension FileDescriptor {
         try system("ftruncate", path) { try resize(to: Int64(size)) }
     }
 
+    /// Whether the descriptor is a terminal (`isatty`).
+    public var isTerminal: Bool { isatty(rawValue) == 1 }
+
     /// `fsync`: after it returns, what was written is on disk (for a folder: its entries).
     public func sync(path: FilePath?) throws(SystemError) {
         _ = try retrying("fsync", path) { fsync(rawValue) }

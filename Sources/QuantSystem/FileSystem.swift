@@ -165,7 +165,8 @@ public enum FileSystem {
     }
 
     /// The whole of a small regular file (opened without following a symlink, non-blocking so that a FIFO is
-    /// refused at once). Refused, not cut short, when it holds more than `limit` bytes.
+    /// refused at once). Refused, not cut short, when it holds more than `limit` bytes. A file that reports size 0
+    /// (those of /proc and /sys do) is read until its end.
     public static func readFile(_ path: FilePath, limit: Int) throws(SystemError) -> [UInt8] {
         let descriptor = try FileDescriptor.openFile(path, .readOnly, options: [.noFollow, .nonBlocking])
         defer { try? descriptor.close() }
@@ -173,10 +174,8 @@ public enum FileSystem {
         guard status.type == .regular else {
             throw SystemError("open", path: path, errno: .invalidArgument, refusal: "not a regular file")
         }
-        guard status.size <= limit else {
-            throw SystemError("read", path: path, errno: .fileTooLarge,
-                              refusal: "is \(status.size) bytes, more than the \(limit) allowed")
-        }
+        guard status.size <= limit else { throw tooLarge(path, "is \(status.size) bytes", limit: limit) }
+        if status.size == 0 { return try readToEnd(descriptor, path: path, limit: limit) }
         var bytes = [UInt8](repeating: 0, count: Int(status.size))
         let count = try bytes.withUnsafeMutableBytes { buffer in
             Result { () throws(SystemError) in try descriptor.readFully(into: buffer, at: 0, path: path, allowShort: true) }
@@ -213,6 +212,16 @@ public enum FileSystem {
         try renameNoReplace(temp, path)
     }
 
+    /// The kernel's name and release (`uname`): `Linux 6.1.0-18-amd64`.
+    public static func kernel() -> String {
+        var name = utsname()
+        uname(&name)
+        func text<T>(_ field: T) -> String {
+            withUnsafeBytes(of: field) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        }
+        return text(name.sysname) + " " + text(name.release)
+    }
+
     /// The machine's host name (`localhost` when it has none).
     public static func hostName() -> String {
         var buffer = [CChar](repeating: 0, count: 256)
@@ -235,8 +244,16 @@ public enum FileSystem {
     }
 
     /// Whether this process may create and remove entries in the folder `path` (`access(W_OK | X_OK)`).
-    public static func canWriteInto(_ path: FilePath) -> Bool {
-        path.withPlatformString { access($0, W_OK | X_OK) == 0 }
+    public static func canWriteInto(_ path: FilePath) -> Bool { accessible(path, W_OK | X_OK) }
+
+    /// Whether this process may run the program at `path` (`access(X_OK)`).
+    public static func canExecute(_ path: FilePath) -> Bool { accessible(path, X_OK) }
+
+    /// Whether this process may read `path` (`access(R_OK)`).
+    public static func canRead(_ path: FilePath) -> Bool { accessible(path, R_OK) }
+
+    private static func accessible(_ path: FilePath, _ mode: Int32) -> Bool {
+        path.withPlatformString { access($0, mode) == 0 }
     }
 
     /// The real user id of this process.
@@ -262,6 +279,14 @@ public enum FileSystem {
         return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 
+    /// CPU seconds (user and system) the calling thread has used (`CLOCK_THREAD_CPUTIME_ID`): the core time of
+    /// the work between two readings, however many other threads shared the core meanwhile.
+    public static func threadCPUSeconds() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
     /// A line on standard error, for what must be seen even when the log goes to a file.
     public static func printError(_ text: String) {
         let line = Array((text + "\n").utf8)
@@ -269,6 +294,30 @@ public enum FileSystem {
     }
 
     // MARK: Helpers
+
+    private static func tooLarge(_ path: FilePath, _ size: String, limit: Int) -> SystemError {
+        SystemError("read", path: path, errno: .fileTooLarge, refusal: "\(size), more than the \(limit) allowed")
+    }
+
+    /// Reads in 64 KiB steps until the end of the file, refusing more than `limit` bytes.
+    private static func readToEnd(_ descriptor: FileDescriptor, path: FilePath, limit: Int) throws(SystemError)
+        -> [UInt8]
+    {
+        var bytes: [UInt8] = []
+        while true {
+            let count = bytes.count
+            bytes.append(contentsOf: repeatElement(0, count: 1 << 16))
+            let n = try bytes.withUnsafeMutableBytes { buffer in
+                Result { () throws(SystemError) in
+                    try descriptor.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[count...]), at: count,
+                                        path: path)
+                }
+            }.get()
+            bytes.removeLast((1 << 16) - n)
+            if n == 0 { return bytes }
+            if bytes.count > limit { throw tooLarge(path, "holds at least \(bytes.count) bytes", limit: limit) }
+        }
+    }
 
     private static func renameat2(_ from: FilePath, _ to: FilePath, flags: UInt32) -> Errno? {
         while true {

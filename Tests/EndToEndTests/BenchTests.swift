@@ -1,4 +1,5 @@
 import Foundation
+import SafeTensors
 import Testing
 import TestSupport
 
@@ -67,6 +68,67 @@ import TestSupport
         let left = TempDir.list(dir.path)
         #expect(left.contains { $0.hasPrefix("llama-fp32-64M-seed1") && $0.hasSuffix(".safetensors") })
         #expect(!left.contains { $0.hasPrefix("out-") || $0.hasPrefix("payload") })
+    }
+
+    /// `--stages` on a sharded folder reports every stage, the serial chain and the projection at 8, 16, 64 cores.
+    @Test func stagesReportEveryStageTheSerialChainAndTheProjection() throws {
+        let dir = TempDir("quantd-bench")
+        defer { dir.remove() }
+        // Three shards of LLaMA-like layers ([512, 256] projections and a norm), with their index.
+        let input = dir["sharded"]
+        try FileManager.default.createDirectory(atPath: input, withIntermediateDirectories: false)
+        var rng = SeededRandom(seed: 5)
+        var weightMap: [(tensor: String, file: String)] = []
+        var total = 0
+        for shard in 1...3 {
+            let name = "model-0000\(shard)-of-00003.safetensors"
+            var c = Checkpoint()
+            for layer in ((shard - 1) * 2)..<(shard * 2) {
+                for (module, shape) in [("self_attn.q_proj", [256, 256]), ("mlp.up_proj", [512, 256]),
+                                        ("mlp.down_proj", [256, 512]), ("input_layernorm", [256])] {
+                    let tensor = "model.layers.\(layer).\(module).weight"
+                    c.addRandom(tensor, shape: shape, rng: &rng)
+                    weightMap.append((tensor, name))
+                    total += shape.reduce(4, *)
+                }
+            }
+            try c.write(to: input + "/" + name)
+        }
+        try TempDir.write(ShardIndex.encode(totalSize: total, weightMap: weightMap),
+                          to: input + "/model.safetensors.index.json")
+
+        let r = Shell.run(Self.bench, ["--stages", "--input", input, "--dir", dir["bench"], "--repeat", "1",
+                                       "--threads", "2"])
+        #expect(r.status == 0, "\(r.stderr)")
+        for line in ["stages, each alone on one thread", "  read ", "  quantize ", "  compress ", "  hash ", "  write ",
+                     "  write + fsync ", "end to end: quantd quantize sharded", "1 (taskset -c 0)",
+                     "serial chain (what the engine cannot split)", "projection, not measured: GB/s at N cores = "
+                        + "min(N / C, 1 / S(N))", "\n  8 ", "\n  16 ", "\n  64 "] {
+            #expect(r.stdout.contains(line), "no '\(line)' in:\n\(r.stdout)")
+        }
+
+        let data = try Data(contentsOf: URL(fileURLWithPath: dir["bench/bench-stages.json"]))
+        let json = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        #expect(json["inputBytes"] as? Int ?? 0 > total)
+        let files = try #require(json["files"] as? [[String: Any]])
+        #expect(files.count == 3)
+        let stages = try #require(json["stages"] as? [[String: Any]])
+        #expect(stages.map { $0["name"] as? String } == ["read", "quantize", "compress", "hash", "write", "write + fsync"])
+        for stage in stages { #expect((stage["secondsPerGB"] as? Double ?? 0) > 0, "\(stage)") }
+        let chain = try #require(json["serialChain"] as? [String: Any])
+        #expect((chain["secondsPerGB"] as? Double ?? 0) > 0, "\(chain)")
+        let projections = try #require(json["projections"] as? [[String: Any]])
+        #expect(projections.map { $0["cores"] as? Int } == [1, 2, 8, 16, 64])
+        for p in projections {
+            #expect((p["gbPerSecond"] as? Double ?? 0) > 0, "\(p)")
+            #expect((p["serialSecondsPerGB"] as? Double ?? 0) > 0, "\(p)")
+        }
+        // Three files: one lane at 1 and 2 threads, all three at 8 and more.
+        #expect(projections.map { $0["lanes"] as? Int } == [1, 1, 3, 3, 3])
+        let runs = try #require(json["endToEnd"] as? [[String: Any]])
+        #expect(runs.map { $0["threads"] as? Int } == [1, 2])
+        // Nothing but the report and the log is left in the bench folder.
+        #expect(TempDir.list(dir["bench"]) == ["bench-stages.json", "bench.log"])
     }
 
     @Test func quantdHasOnlyTheUsersCommandsNoBenchNoMeasuringMode() {
