@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Testing
+import TestSupport
 
 /// SIGKILL in the middle of a sharded job, daemon and `quantize` alike: after the restart the job resumes from its
 /// staging folder, keeps the shards its journal proved finished (the same files, not written again), and commits
@@ -11,16 +12,12 @@ struct ResumeJobTests {
 
     /// A 4-shard folder with its index: each shard 3 MiB of fp32, seconds of work at zstd level 19 on one thread.
     static func makeFolder(at path: String, seed: UInt64) throws {
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        var map: [String] = []
+        var folder = ShardedCheckpoint()
         for k in 1...shards {
-            let name = "model-0000\(k)-of-0000\(shards).safetensors"
-            let bytes = makeSafetensors(tensors: [("layer\(k).weight", 768, 1024)], seed: seed + UInt64(k))
-            try Data(bytes).write(to: URL(fileURLWithPath: path + "/" + name))
-            map.append("\"layer\(k).weight\": \"\(name)\"")
+            folder.add("model-0000\(k)-of-0000\(shards).safetensors",
+                       .uniform([("layer\(k).weight", [768, 1024])], seed: seed + UInt64(k)))
         }
-        let index = "{\"metadata\": {}, \"weight_map\": {\(map.joined(separator: ", "))}}"
-        try Data(index.utf8).write(to: URL(fileURLWithPath: path + "/model.safetensors.index.json"))
+        try folder.write(to: path)
     }
 
     /// The staging folders of `output` (`.NAME.tmp-*` beside it) and the journal entries in the first.
@@ -36,7 +33,7 @@ struct ResumeJobTests {
     }
 
     /// Waits until `output`'s journal holds `count` finished files, then a seeded few milliseconds more.
-    static func waitForJournal(_ output: String, count: Int, rng: inout SeededGenerator, timeout: Double = 60) async throws {
+    static func waitForJournal(_ output: String, count: Int, rng: inout SeededRandom, timeout: Double = 60) async throws {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             if journaled(output).entries.count >= count {
@@ -45,7 +42,7 @@ struct ResumeJobTests {
             }
             try await Task.sleep(for: .milliseconds(5))
         }
-        throw TestFailure("the journal of \(output) never held \(count) files")
+        throw TestError("the journal of \(output) never held \(count) files")
     }
 
     /// inode and mtime of each kept output in the staging folder, to compare with the committed folder's.
@@ -55,7 +52,7 @@ struct ResumeJobTests {
             let index = Int(entry.dropFirst("file-".count).dropLast(".json".count))!
             let name = "model-0000\(index + 1)-of-0000\(shards).safetensors.zst"
             var status = stat()
-            guard lstat(staging + "/" + name, &status) == 0 else { throw TestFailure("no \(name) in \(staging)") }
+            guard lstat(staging + "/" + name, &status) == 0 else { throw TestError("no \(name) in \(staging)") }
             found[name] = [Int(status.st_ino), status.st_mtim.tv_sec, status.st_mtim.tv_nsec]
         }
         return found
@@ -80,7 +77,7 @@ struct ResumeJobTests {
         var found: [String: [Int]] = [:]
         for name in names {
             var status = stat()
-            guard lstat(folder + "/" + name, &status) == 0 else { throw TestFailure("no \(name) in \(folder)") }
+            guard lstat(folder + "/" + name, &status) == 0 else { throw TestError("no \(name) in \(folder)") }
             found[name] = [Int(status.st_ino), status.st_mtim.tv_sec, status.st_mtim.tv_nsec]
         }
         return found
@@ -88,18 +85,18 @@ struct ResumeJobTests {
 
     @Test(arguments: [UInt64(5), 17])
     func aDaemonKilledTwiceMidJobResumesAndCommitsTheUninterruptedBytes(seed: UInt64) async throws {
-        var rng = SeededGenerator(state: seed)
-        let scratch = try Scratch()
-        defer { scratch.cleanUp() }
+        var rng = SeededRandom(seed: seed)
+        let scratch = TempDir()
+        defer { scratch.remove() }
         try FileManager.default.createDirectory(atPath: scratch.incoming, withIntermediateDirectories: true)
         let arguments = ["run", "--spool", scratch.spool, "--set", "instance=resumer", "--settle-seconds", "0",
                          "--threads", "1", "--set", "rescan_seconds=30"] + EngineJobTests.slow
         // The uninterrupted run, in a spool of its own.
-        let reference = try Scratch()
-        defer { reference.cleanUp() }
+        let reference = TempDir()
+        defer { reference.remove() }
         try FileManager.default.createDirectory(atPath: reference.incoming, withIntermediateDirectories: true)
         try Self.makeFolder(at: reference.path + "/model", seed: seed)
-        guard rename(reference.path + "/model", reference.incoming + "/model") == 0 else { throw TestFailure("rename") }
+        guard rename(reference.path + "/model", reference.incoming + "/model") == 0 else { throw TestError("rename") }
         do {
             let daemon = try DaemonProcess(
                 arguments: ["run", "--spool", reference.spool, "--settle-seconds", "0", "--threads", "1"]
@@ -109,7 +106,7 @@ struct ResumeJobTests {
         }
 
         try Self.makeFolder(at: scratch.path + "/model", seed: seed)
-        guard rename(scratch.path + "/model", scratch.incoming + "/model") == 0 else { throw TestFailure("rename") }
+        guard rename(scratch.path + "/model", scratch.incoming + "/model") == 0 else { throw TestError("rename") }
         let output = scratch.spool + "/out/model"
         var kept: [String: [Int]] = [:]
         // Killed once with 1 or 2 shards journaled, then again, resumed, with one more.
@@ -147,14 +144,14 @@ struct ResumeJobTests {
     }
 
     @Test func quantizeKilledMidJobResumesOnTheSameCommand() async throws {
-        let scratch = try Scratch()
-        defer { scratch.cleanUp() }
+        let scratch = TempDir()
+        defer { scratch.remove() }
         try Self.makeFolder(at: scratch.path + "/model", seed: 3)
         let flags = ["--level", "19", "--threads", "1"]
-        let reference = try runTool(quantdBinary, ["quantize", scratch.path + "/model", "-o", scratch.path + "/ref"] + flags)
+        let reference = Shell.run(Paths.quantd, ["quantize", scratch.path + "/model", "-o", scratch.path + "/ref"] + flags)
         #expect(reference.status == 0, "\(reference.stderr)")
 
-        var rng = SeededGenerator(state: 9)
+        var rng = SeededRandom(seed: 9)
         let output = scratch.path + "/out"
         let command = ["quantize", scratch.path + "/model", "-o", output] + flags
         let killed = try DaemonProcess(arguments: command, scratch: scratch, logToFile: false)
@@ -165,7 +162,7 @@ struct ResumeJobTests {
         let (staging, entries) = Self.journaled(output)
         let kept = try Self.identities(try #require(staging), entries)
 
-        let resumed = try runTool(quantdBinary, command)
+        let resumed = Shell.run(Paths.quantd, command)
         #expect(resumed.status == 0, "\(resumed.stderr)")
         #expect(resumed.stderr.contains("quantd: resumed \(output) from an interrupted run: kept \(kept.count) of 4"),
                 "\(resumed.stderr)")
@@ -173,7 +170,7 @@ struct ResumeJobTests {
         #expect(try Self.identitiesAfter(output, kept.keys) == kept)
 
         // --no-resume starts afresh (and removes nothing it does not own).
-        let again = try runTool(quantdBinary, command.map { $0 == output ? scratch.path + "/out2" : $0 } + ["--no-resume"])
+        let again = Shell.run(Paths.quantd, command.map { $0 == output ? scratch.path + "/out2" : $0 } + ["--no-resume"])
         #expect(again.status == 0 && !again.stderr.contains("resumed"))
     }
 }
