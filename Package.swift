@@ -107,7 +107,13 @@ let package = Package(
             ]
         ),
         .testTarget(name: "QuantDaemonTests", dependencies: ["QuantDaemon", "QuantEngine", "QuantSystem", "TestSupport"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["SafeTensors", "Zstd", "TestSupport"]),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: [
+                "SafeTensors", "Zstd", "QuantSystem", "TestSupport",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )
