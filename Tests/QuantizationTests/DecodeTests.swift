@@ -1,16 +1,19 @@
 import Testing
 import Quantization
 
-/// Decoding fp16, bf16, f64 and f32 bytes: fast against reference, and the reference against the definition.
+/// Decoding fp16, bf16, f64 and f32 bytes: fast against reference, and the reference against the definition. The
+/// fast decoder of every kernel variant this CPU runs.
 @Suite struct DecodeTests {
     /// Decodes `bytes` (starting at byte `offset`, to exercise unaligned loads) with both kernels.
-    func decodeBoth(_ bytes: [UInt8], offset: Int, format: FloatFormat) -> (fast: [Float], reference: [Float]) {
+    func decodeBoth(_ bytes: [UInt8], offset: Int, format: FloatFormat, variant: KernelVariant)
+        -> (fast: [Float], reference: [Float])
+    {
         let count = (bytes.count - offset) / format.bytesPerElement
         var fast = [Float](repeating: 0, count: count), reference = fast
         bytes.withUnsafeBytes { raw in
             let src = raw.baseAddress! + offset
             fast.withUnsafeMutableBufferPointer {
-                Kernels.decode(src, format: format, count: count, into: $0.baseAddress!)
+                Kernels.decode(src, format: format, count: count, into: $0.baseAddress!, variant: variant)
             }
             reference.withUnsafeMutableBufferPointer {
                 ReferenceKernels.decode(src, format: format, count: count, into: $0.baseAddress!)
@@ -27,10 +30,12 @@ import Quantization
         return bytes
     }
 
-    @Test("f16: all 65536 patterns, fast equal to reference bit for bit, reference equal to Float16")
-    func halfAllPatterns() {
+    @Test("f16: all 65536 patterns, fast equal to reference bit for bit, reference equal to Float16",
+          arguments: runnableVariants)
+    func halfAllPatterns(_ variant: KernelVariant) {
         let patterns = (0...UInt16.max).map { $0 }
-        let (fast, reference) = decodeBoth(littleEndianBytes(patterns, offset: 1), offset: 1, format: .f16)
+        let (fast, reference) = decodeBoth(littleEndianBytes(patterns, offset: 1), offset: 1, format: .f16,
+                                               variant: variant)
         #expect(fast.map(\.bitPattern) == reference.map(\.bitPattern))
         var mismatches = 0
         for (h, value) in zip(patterns, reference) {
@@ -44,20 +49,23 @@ import Quantization
         #expect(reference[0x7e00].bitPattern == 0x7fc0_0000)
     }
 
-    @Test("bf16: sample patterns incl. NaN, inf and subnormals, fast equal to reference")
-    func bfloatPatterns() {
+    @Test("bf16: sample patterns incl. NaN, inf and subnormals, fast equal to reference",
+          arguments: runnableVariants)
+    func bfloatPatterns(_ variant: KernelVariant) {
         var rng = SeededGenerator(seed: 7)
         var patterns: [UInt16] = [0, 0x8000, 0x3f80, 0xbf80, 0x7f80, 0xff80, 0x7fc0, 0x7f81, 0xffff, 0x0001, 0x807f,
                                   0x7f7f]
         patterns += (0..<5000).map { _ in UInt16.random(in: 0...UInt16.max, using: &rng) }
-        let (fast, reference) = decodeBoth(littleEndianBytes(patterns, offset: 3), offset: 3, format: .bf16)
+        let (fast, reference) = decodeBoth(littleEndianBytes(patterns, offset: 3), offset: 3, format: .bf16,
+                                               variant: variant)
         #expect(fast.map(\.bitPattern) == reference.map(\.bitPattern))
         #expect(reference[2] == 1 && reference[3] == -1 && reference[4] == .infinity && reference[6].isNaN)
         #expect(reference[9].isSubnormal)
     }
 
-    @Test("f64: rounding to nearest f32, overflow to inf, underflow, NaN; fast equal to reference")
-    func doubleValues() {
+    @Test("f64: rounding to nearest f32, overflow to inf, underflow, NaN; fast equal to reference",
+          arguments: runnableVariants)
+    func doubleValues(_ variant: KernelVariant) {
         var rng = SeededGenerator(seed: 8)
         var values: [Double] = [1, -1, 0, -0.0, 1e39, -1e39, 1e-46, 3e-45, .infinity, -.infinity, .nan,
                                 Double(Float.greatestFiniteMagnitude), 1 + 0x1p-24, 1 + 0x1p-24 + 0x1p-40,
@@ -65,7 +73,7 @@ import Quantization
         values += (0..<3000).map { _ in Double.random(in: -1e5...1e5, using: &rng) }
         values += (0..<3000).map { _ in Double(bitPattern: rng.next()) }
         let (fast, reference) = decodeBoth(littleEndianBytes(values.map(\.bitPattern), offset: 5), offset: 5,
-                                           format: .f64)
+                                               format: .f64, variant: variant)
         #expect(fast.map(\.bitPattern) == reference.map(\.bitPattern))
         #expect(reference[4] == .infinity && reference[5] == -.infinity && reference[6] == 0)
         #expect(reference[7] == .leastNonzeroMagnitude * 2 && reference[10].isNaN)
@@ -73,11 +81,11 @@ import Quantization
         #expect(reference[12] == 1 && reference[13] == 1 + 0x1p-23 && reference[14] == 1 + 0x1p-22)
     }
 
-    @Test("f32: copied bit for bit from unaligned bytes")
-    func singleValues() {
+    @Test("f32: copied bit for bit from unaligned bytes", arguments: runnableVariants)
+    func singleValues(_ variant: KernelVariant) {
         let values: [Float] = [1.5, -0.0, .nan, .infinity, .leastNonzeroMagnitude, 3.25e7]
         let (fast, reference) = decodeBoth(littleEndianBytes(values.map(\.bitPattern), offset: 2), offset: 2,
-                                           format: .f32)
+                                               format: .f32, variant: variant)
         #expect(fast.map(\.bitPattern) == values.map(\.bitPattern))
         #expect(reference.map(\.bitPattern) == values.map(\.bitPattern))
     }
