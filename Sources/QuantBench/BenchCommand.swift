@@ -2,6 +2,7 @@ import ArgumentParser
 import Console
 import FoundationEssentials
 import QuantEngine
+import Quantization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -76,6 +77,7 @@ struct Bench: ParsableCommand {
 
     func validate() throws {
         if measureChild != nil { return }
+        do { _ = try KernelVariant.fromEnvironment() } catch { throw ValidationError("\(error)") }
         if repeats < 1 { throw ValidationError("--repeat must be at least 1") }
         if kernelRepeats < 1 { throw ValidationError("--kernel-repeat must be at least 1") }
         if daemonJobs < 0 { throw ValidationError("--daemon-jobs must be 0 (skip) or more") }

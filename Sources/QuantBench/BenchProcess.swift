@@ -1,4 +1,5 @@
 import Console
+import Quantization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -208,6 +209,8 @@ struct MachineInfo: Codable, Sendable {
     /// The CPU flags that decide kernel and hash speed (AVX2, AVX-512, SHA extensions).
     var cpuFeatures: [String]
     var kernel: String
+    /// The build of the fast kernels the in-process figures ran (`KernelVariant.selectedSummary`).
+    var kernelVariant: String
     var memoryGiB: Double
     /// /proc/loadavg's 1-minute figure when the run began: above zero, other work shared the cores.
     var loadAverage: Double
@@ -233,6 +236,7 @@ struct MachineInfo: Codable, Sendable {
             .flatMap { Int($0.split(separator: " ").dropFirst().first ?? "") } ?? 0
         return MachineInfo(cores: cores, cpuModel: field("model name") ?? "unknown",
                            cpuFeatures: wanted.filter(flags.contains), kernel: "\(sysname) \(release)",
+                           kernelVariant: KernelVariant.selectedSummary,
                            memoryGiB: Double(memKiB) / 1_048_576,
                            loadAverage: (TextFile.read("/proc/loadavg") ?? "").split(separator: " ").first
                             .flatMap { Double($0) } ?? 0)

@@ -92,6 +92,7 @@ enum BenchTable {
         var out: [String] = []
         let m = r.machine
         out.append("quantd bench \(r.quantdVersion): \(m.cpuModel), \(m.cores) cores, \(m.kernel), "
+            + "kernels \(m.kernelVariant), "
             + "\(Format.fixed(m.memoryGiB, 1)) GiB RAM"
             + (m.cpuFeatures.isEmpty ? "" : ", " + m.cpuFeatures.joined(separator: " ")))
         let c = r.checkpoint
