@@ -47,8 +47,11 @@ public enum KernelVariant: Int, CaseIterable, Sendable, Comparable, CustomString
 
     public static func < (a: KernelVariant, b: KernelVariant) -> Bool { a.rawValue < b.rawValue }
 
-    /// Whether this CPU and OS can run this variant.
-    public var isSupported: Bool { missingFeatures.isEmpty }
+    /// Whether this CPU and OS can run this variant (every kernel call asks: a bit test).
+    public var isSupported: Bool { Self.runnable & 1 << rawValue != 0 }
+
+    /// Bit `rawValue` set for each variant this machine runs, found once.
+    private static let runnable = allCases.reduce(0) { $1.missingFeatures.isEmpty ? $0 | 1 << $1.rawValue : $0 }
 
     /// The features this variant is compiled for that this CPU (or its OS) lacks, by their /proc/cpuinfo names.
     public var missingFeatures: [String] {
