@@ -5,9 +5,6 @@
 PREFIX ?= /usr/local
 DESTDIR ?=
 SWIFT ?= swift
-# TARGET_CPU=znver4 (or haswell, skylake-avx512, ...) builds kernels for that CPU only; empty: any x86-64.
-TARGET_CPU ?=
-export QUANTD_TARGET_CPU := $(TARGET_CPU)
 RELEASE_FLAGS = -c release --static-swift-stdlib
 
 .PHONY: deps build release test run install bench clean

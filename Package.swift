@@ -4,21 +4,32 @@ import PackageDescription
 /// quantd runs on Linux: Debian bookworm, x86-64, Swift 6.3. `platforms:` is left out, since SwiftPM names
 /// minimum versions of Apple's systems only and has none for Linux.
 ///
-/// Quantization is compiled `-Ounchecked` in release builds: no bounds, overflow or exclusivity checks, and
-/// `precondition` is not evaluated there. What holds: each public entry that takes buffers checks the sizes and
-/// shapes it indexes by (products of dimensions with overflow detection) with `check`, an `if` around
-/// `fatalError`, which `-Ounchecked` keeps, so a mismatch stops the program with the check's message in every
-/// build (KernelEdgeTests runs the release-built Tests/KernelEdgeProbe to see it). Within checked sizes the loops
-/// stay in bounds by construction, and the reference-agreement tests run them on many shapes. Entries given raw
-/// pointers (`decode`, `ScaleFormat.encode`) cannot see the memory behind them: their caller vouches for it.
+/// The kernel modules (QuantizationCore, the three builds of the fast kernels, Quantization) are compiled
+/// `-Ounchecked` in release builds: no bounds, overflow or exclusivity checks, and `precondition` is not evaluated
+/// there. What holds: each public entry of Quantization that takes buffers checks the sizes and shapes it indexes by
+/// (products of dimensions with overflow detection) with `check`, an `if` around `fatalError`, which `-Ounchecked`
+/// keeps, so a mismatch stops the program with the check's message in every build (KernelEdgeTests runs the
+/// release-built Tests/KernelEdgeProbe to see it). Within checked sizes the loops stay in bounds by construction,
+/// and the reference-agreement tests run them on many shapes. Entries given raw pointers (`decode`,
+/// `ScaleFormat.encode`) cannot see the memory behind them: their caller vouches for it.
 ///
-/// The default build targets baseline x86-64 and runs on any x86-64 machine. `QUANTD_TARGET_CPU=znver4`
-/// (or `haswell`, `skylake-avx512`, ...; `make release TARGET_CPU=...`) compiles the kernels for that CPU:
-/// 2 to 3 times their baseline speed, but the binary then needs that CPU's instruction set.
-let targetCPU = Context.environment["QUANTD_TARGET_CPU"].flatMap { $0.isEmpty ? nil : ["-target-cpu", $0] } ?? []
-let kernelSettings: [SwiftSetting] = [
-    .unsafeFlags(["-Ounchecked", "-enforce-exclusivity=unchecked"] + targetCPU, .when(configuration: .release)),
-]
+/// Fast kernels in every build, on any x86-64: Sources/FastKernels is compiled three times, for the psABI levels
+/// x86-64 (SSE2), x86-64-v3 (AVX2, FMA) and x86-64-v4 (AVX-512), into KernelsBaseline, KernelsV3 and KernelsV4,
+/// whose folders hold links to its files (SwiftPM takes no file into two targets). `-Xcc -march=LEVEL` sets the
+/// level: swiftc's own `-target-cpu` knows no `x86-64-v3`, and it takes its CPU and features from the C side.
+/// Quantization reads the CPU's features once (CPUFeatures: CPUID and XGETBV) and calls the best build it can run
+/// (`KernelVariant`); QUANTD_KERNELS=baseline|v3 asks for a lower one.
+///
+/// The three builds are optimised in debug builds too: the tests then run the code that ships, and an
+/// unoptimised build would call shared copies of generic library code (`loadUnaligned`, ...), weak symbols of
+/// the same name in all three modules, of which the linker keeps any one, say the AVX-512 one. An optimised build
+/// inlines them; KernelEdgeTests checks that the builds define no weak code but their own.
+let uncheckedFlags = ["-Ounchecked", "-enforce-exclusivity=unchecked"]
+let unchecked: [SwiftSetting] = [.unsafeFlags(uncheckedFlags, .when(configuration: .release))]
+func kernelBuild(_ name: String, march: String?) -> Target {
+    .target(name: name, dependencies: ["QuantizationCore"],
+            swiftSettings: [.unsafeFlags(uncheckedFlags + (march.map { ["-Xcc", "-march=\($0)"] } ?? []))])
+}
 
 let package = Package(
     name: "quantd",
@@ -46,7 +57,17 @@ let package = Package(
             dependencies: ["CLinux", .product(name: "SystemPackage", package: "swift-system")]
         ),
         .target(name: "SafeTensors", dependencies: ["QuantSystem"]),
-        .target(name: "Quantization", swiftSettings: kernelSettings),
+        .target(name: "QuantizationCore", swiftSettings: unchecked),
+        kernelBuild("KernelsBaseline", march: nil),
+        kernelBuild("KernelsV3", march: "x86-64-v3"),
+        kernelBuild("KernelsV4", march: "x86-64-v4"),
+        .target(name: "CPUFeatures"),
+        /// The kernels' API: size checks, then the build of the fast kernels that this CPU runs best.
+        .target(
+            name: "Quantization",
+            dependencies: ["QuantizationCore", "KernelsBaseline", "KernelsV3", "KernelsV4", "CPUFeatures"],
+            swiftSettings: unchecked
+        ),
         .target(
             name: "QuantEngine",
             dependencies: [
@@ -57,7 +78,7 @@ let package = Package(
         .target(
             name: "QuantDaemon",
             dependencies: [
-                "QuantEngine", "SafeTensors", "QuantSystem", "CLinux",
+                "QuantEngine", "Quantization", "SafeTensors", "QuantSystem", "CLinux",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -69,7 +90,7 @@ let package = Package(
         .executableTarget(
             name: "quantd",
             dependencies: [
-                "QuantDaemon", "QuantEngine", "QuantSystem", "Console",
+                "QuantDaemon", "QuantEngine", "Quantization", "QuantSystem", "Console",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

@@ -4,6 +4,7 @@ import FoundationEssentials
 import QuantEngine
 import QuantSystem
 import SystemPackage
+import Quantization
 
 @main
 struct Bench: ParsableCommand {
@@ -85,6 +86,7 @@ struct Bench: ParsableCommand {
 
     func validate() throws {
         if measureChild != nil { return }
+        do { _ = try KernelVariant.fromEnvironment() } catch { throw ValidationError("\(error)") }
         if repeats < 1 { throw ValidationError("--repeat must be at least 1") }
         if kernelRepeats < 1 { throw ValidationError("--kernel-repeat must be at least 1") }
         if daemonJobs < 0 { throw ValidationError("--daemon-jobs must be 0 (skip) or more") }

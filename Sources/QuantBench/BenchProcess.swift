@@ -2,6 +2,7 @@ import Console
 import FoundationEssentials
 import QuantSystem
 import SystemPackage
+import Quantization
 
 /// Why `quantd-bench` stopped.
 struct BenchError: Error, CustomStringConvertible {
@@ -167,6 +168,8 @@ struct MachineInfo: Codable, Sendable {
     /// The CPU flags that decide kernel and hash speed (AVX2, AVX-512, SHA extensions).
     var cpuFeatures: [String]
     var kernel: String
+    /// The build of the fast kernels the in-process figures ran (`KernelVariant.selectedSummary`).
+    var kernelVariant: String
     var memoryGiB: Double
     /// /proc/loadavg's 1-minute figure when the run began: above zero, other work shared the cores.
     var loadAverage: Double
@@ -188,6 +191,7 @@ struct MachineInfo: Codable, Sendable {
             .flatMap { Int($0.split(separator: " ").dropFirst().first ?? "") } ?? 0
         return MachineInfo(cores: cores, cpuModel: field("model name") ?? "unknown",
                            cpuFeatures: wanted.filter(flags.contains), kernel: FileSystem.kernel(),
+                           kernelVariant: KernelVariant.selectedSummary,
                            memoryGiB: Double(memKiB) / 1_048_576,
                            loadAverage: (TextFile.read("/proc/loadavg") ?? "").split(separator: " ").first
                             .flatMap { Double($0) } ?? 0)

@@ -144,7 +144,7 @@ enum BenchTable {
 
     /// The first line: the version and the machine.
     static func machine(_ m: MachineInfo, version: String) -> String {
-        "quantd bench \(version): \(m.cpuModel), \(m.cores) cores, \(m.kernel), "
+        "quantd bench \(version): \(m.cpuModel), \(m.cores) cores, \(m.kernel), kernels \(m.kernelVariant), "
             + "\(Format.fixed(m.memoryGiB, 1)) GiB RAM"
             + (m.cpuFeatures.isEmpty ? "" : ", " + m.cpuFeatures.joined(separator: " "))
     }

@@ -2,6 +2,7 @@ import QuantSystem
 import SystemPackage
 import Logging
 import QuantEngine
+import Quantization
 
 /// `quantd run`: watches `incoming/`, claims ready entries, runs the engine, commits or
 /// quarantines, and tells the story in JSON Lines. One thread runs the loop below, blocked in
@@ -106,6 +107,7 @@ public final class Daemon {
     private func main() -> Int32 {
         logger.info("started", metadata: [
             "version": .string(QuantEngine.quantdVersion),
+            "kernels": .string(KernelVariant.selectedSummary),
             "pid": .stringConvertible(Int(FileSystem.processID)),
             "config_file": .string(setup.configFile ?? ""),
             "config": .dictionary(config.logMetadata),

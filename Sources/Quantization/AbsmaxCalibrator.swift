@@ -1,3 +1,5 @@
+import QuantizationCore
+
 /// min/max calibration: the whole observed range, nothing clipped ([-absmax, absmax] when symmetric). The
 /// kernels' fused default path computes the same thing without a calibrator; this one serves per-tensor ranges
 /// and `auto`'s candidates.

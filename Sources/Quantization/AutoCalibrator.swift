@@ -1,3 +1,5 @@
+import QuantizationCore
+
 /// Per group, the candidate whose range quantizes the group with the least squared error (measured at the
 /// grid's bit width; the first candidate wins ties, and absmax comes first). Choosing per group is at least as
 /// good on every tensor as choosing one candidate per tensor, since a tensor's error is the sum of its groups'.

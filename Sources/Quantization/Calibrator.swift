@@ -1,3 +1,5 @@
+import QuantizationCore
+
 /// Sets the range that a group's values are mapped onto: the calibration step of quantization. One calibrator
 /// per file; the kernels call `range` once per group (per tensor, channel or group of columns) while the group is
 /// hot in cache. A calibrator must be deterministic: the same values give the same range, whatever the thread.
@@ -40,28 +42,11 @@ public enum CalibrationGuard {
     }
 }
 
-/// How a tensor's groups were calibrated: mergeable across tiles like `ErrorStats`.
-public struct CalibrationCounts: Sendable, Hashable {
-    /// Groups a calibrator was asked for.
-    public var groups = 0
-    /// Groups with fewer values than the calibrator's `minimumValues`: given absmax's range.
-    public var tooFew = 0
-    /// Groups whose calibrated range had more than `CalibrationGuard.tolerance` times absmax's error: given
-    /// absmax's range.
-    public var worse = 0
-
-    public init() {}
-
+extension CalibrationCounts {
     public mutating func count(_ outcome: CalibrationGuard.Outcome) {
         groups += 1
         if outcome == .tooFew { tooFew += 1 }
         if outcome == .worse { worse += 1 }
-    }
-
-    public mutating func merge(_ other: CalibrationCounts) {
-        groups += other.groups
-        tooFew += other.tooFew
-        worse += other.worse
     }
 }
 

@@ -3,6 +3,7 @@ internal import Glibc
 #elseif canImport(Darwin)
 internal import Darwin
 #endif
+import QuantizationCore
 
 /// Entropy calibration, as TensorRT's: a histogram of |x| over [0, absmax] in 2048 bins; for each candidate
 /// threshold keeping the first i bins, P is those bins with the values beyond folded into bin i - 1, and Q is the

@@ -1,3 +1,5 @@
+import QuantizationCore
+
 /// MSE calibration: the clipping range, among the full range shrunk toward 0 by a factor alpha, whose
 /// quantization has the least squared error, measured at the grid's bit width on the group itself.
 ///

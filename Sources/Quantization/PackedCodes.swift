@@ -1,3 +1,5 @@
+import QuantizationCore
+
 /// compressed-tensors' `pack-quantized` layout for 8-bit codes (`pack_to_int32` with num_bits 8): each code is
 /// stored as the unsigned byte code + 128, four to a little-endian int32 with code i of the word in bits
 /// 8i..8i+7, rows padded with zero bytes to whole words. Byte for byte, a packed row is the row's codes with the

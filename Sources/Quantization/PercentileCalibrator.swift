@@ -1,3 +1,5 @@
+import QuantizationCore
+
 /// Percentile calibration: symmetric, the P-th percentile of |x|; asymmetric, the (100 - P)-th and P-th
 /// percentiles of x. Percentiles interpolate linearly between order statistics (position p * (n - 1) in the
 /// sorted values, as numpy's default), so P = 100 gives min/max. The two order statistics are found by selection

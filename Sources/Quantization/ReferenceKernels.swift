@@ -1,7 +1,7 @@
-/// Plain scalar kernels that state each rule as directly as possible. They define the results the fast
-/// `Kernels` must reproduce bit for bit (codes, scales, zero points, decoded values), and they sum errors in
-/// Double so that the fast kernels' Float lane sums can be checked against them.
-public enum ReferenceKernels {
+import QuantizationCore
+
+/// The reference kernels (declared in QuantizationCore with `range`, which the fast kernels fall back on).
+extension ReferenceKernels {
     /// Decodes `count` little-endian values of `format` at `src` (unaligned allowed) into `dst`, one byte at a
     /// time and by value arithmetic rather than bit tricks.
     public static func decode(
@@ -36,20 +36,6 @@ public enum ReferenceKernels {
             ? Float(mantissa) * Float(sign: .plus, exponent: -24, significand: 1)
             : Float(1024 + mantissa) * Float(sign: .plus, exponent: exponent - 25, significand: 1)
         return negative ? -magnitude : magnitude
-    }
-
-    /// min, max over finite values and the count of non-finite ones.
-    public static func range(_ x: UnsafeBufferPointer<Float>) -> RangeStats {
-        var stats = RangeStats.empty
-        for v in x {
-            if v.isFinite {
-                stats.min = Swift.min(stats.min, v)
-                stats.max = Swift.max(stats.max, v)
-            } else {
-                stats.nonFinite += 1
-            }
-        }
-        return stats
     }
 
     /// Same contract as `Kernels.quantizeGroups`.
@@ -160,20 +146,6 @@ private struct ErrorAccumulator {
         stats.maxAbsError = Swift.max(stats.maxAbsError, Float(abs(error)))
         return code
     }
-}
-
-/// Stops the program with `message` unless `condition` holds: the checks at this module's public edge.
-/// The module is built `-Ounchecked` in release, which does not evaluate `precondition` (so none is used here);
-/// a `fatalError` behind an `if` stays, so these checks run in every build.
-@inline(__always)
-func check(_ condition: Bool, _ message: @autoclosure () -> String, file: StaticString = #fileID, line: UInt = #line) {
-    if !condition { fatalError(message(), file: file, line: line) }
-}
-
-/// `a * b`, or nil where it overflows (which `-Ounchecked` would let pass unseen).
-func product(_ a: Int, _ b: Int) -> Int? {
-    let (p, overflow) = a.multipliedReportingOverflow(by: b)
-    return overflow ? nil : p
 }
 
 /// Checks a tile's sizes at the public edge and returns the number of groups per row.

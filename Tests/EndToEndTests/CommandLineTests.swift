@@ -35,6 +35,46 @@ import TestSupport
         #expect(deq.tensor("enc.1.weight")?.dtype == .F32)
     }
 
+    /// `quantd` with QUANTD_KERNELS set to `kernels`.
+    func quantd(kernels: String, _ args: String...) -> Shell.Result {
+        var environment = ProcessInfo.processInfo.environment
+        environment["QUANTD_KERNELS"] = kernels
+        return Shell.run(Paths.quantd, args, environment: environment)
+    }
+
+    /// --version names the kernel variant; QUANTD_KERNELS picks a lower one, and one that is none is refused.
+    @Test func versionNamesTheKernelVariantAndQuantdKernelsPicksOrIsRefused() {
+        let v = quantd("--version")
+        #expect(v.status == 0 && v.stdout.contains("\nkernels: x86-64"), "\(v.stdout)")
+        let baseline = quantd(kernels: "baseline", "--version")
+        #expect(baseline.stdout.contains("kernels: x86-64 (sse2), set by QUANTD_KERNELS"), "\(baseline.stdout)")
+        let bad = quantd(kernels: "avx9000", "--version")
+        #expect(bad.status == 78 && bad.stdout.isEmpty, "\(bad.status) \(bad.stdout)")
+        #expect(bad.stderr.contains("QUANTD_KERNELS=avx9000 names no kernel variant: use baseline, v3, v4"),
+                "\(bad.stderr)")
+    }
+
+    @Test(arguments: [
+        [String](), ["--asymmetric", "--calibration", "mse", "--granularity", "channel"],
+    ])
+    func everyKernelVariantThisCPURunsWritesTheSameBytes(_ flags: [String]) throws {
+        let dir = TempDir("quantd-cli")
+        defer { dir.remove() }
+        let input = try smallModel(dir)
+        var outputs: [String: [UInt8]] = [:]
+        for kernels in ["baseline", "v3", "v4"] {
+            var environment = ProcessInfo.processInfo.environment
+            environment["QUANTD_KERNELS"] = kernels
+            let run = Shell.run(Paths.quantd, ["quantize", input, "-o", dir[kernels]] + flags, environment: environment)
+            // 78: a variant this CPU cannot run.
+            if run.status == 78 && run.stderr.contains("this CPU cannot run") { continue }
+            #expect(run.status == 0, "\(kernels): \(run.stderr)")
+            outputs[kernels] = try TempDir.read(dir[kernels] + "/model.safetensors.zst")
+        }
+        #expect(outputs["baseline"] != nil)
+        #expect(Set(outputs.values).count == 1, "\(outputs.mapValues(\.count))")
+    }
+
     @Test func zstdToolDecompressesTheOutputIntoAValidSafetensorsFile() throws {
         let dir = TempDir("quantd-cli")
         defer { dir.remove() }

@@ -165,7 +165,7 @@ func calibrate(_ calibrator: any Calibrator, _ x: [Float], _ grid: CodeGrid) -> 
         }
     }
 
-    @Test func squaredErrorAgreesWithTheReferenceAtEveryBitWidthAndOnClippingParams() {
+    @Test(arguments: runnableVariants) func squaredErrorAgreesWithTheReferenceAtEveryBitWidthAndOnClippingParams(_ variant: KernelVariant) {
         var rng = SeededRandom(seed: 17)
         for bits in [2, 4, 8] {
             for symmetric in [true, false] {
@@ -177,7 +177,9 @@ func calibrate(_ calibrator: any Calibrator, _ x: [Float], _ grid: CodeGrid) -> 
                             ClipRange.full(ReferenceKernels.range($0), symmetric: symmetric)
                         }
                         let params = grid.params(full.scaled(alpha))
-                        let fast = x.withUnsafeBufferPointer { Kernels.squaredError($0, params: params, grid: grid) }
+                        let fast = x.withUnsafeBufferPointer {
+                            Kernels.squaredError($0, params: params, grid: grid, variant: variant)
+                        }
                         let reference = x.withUnsafeBufferPointer {
                             ReferenceKernels.measure($0, params: params, grid: grid).sumSquaredError
                         }
@@ -189,7 +191,7 @@ func calibrate(_ calibrator: any Calibrator, _ x: [Float], _ grid: CodeGrid) -> 
     }
 
     /// The calibrated group kernel agrees with its reference twin bit for bit, for every calibrator and format.
-    @Test func calibratedGroupKernelAgreesWithItsReferenceBitForBit() {
+    @Test(arguments: runnableVariants) func calibratedGroupKernelAgreesWithItsReferenceBitForBit(_ variant: KernelVariant) {
         var rng = SeededRandom(seed: 18)
         for trial in 0..<8 {
             let rows = Int.random(in: 1...4, using: &rng), cols = Int.random(in: 1...700, using: &rng)
@@ -204,7 +206,7 @@ func calibrate(_ calibrator: any Calibrator, _ x: [Float], _ grid: CodeGrid) -> 
                     for symmetric in [true, false] {
                         for groupSize in [16, 128, cols] {
                             let grid = CodeGrid(symmetric: symmetric, scaleFormat: format)
-                            let fast = runCalibrated(Kernels.quantizeGroups, x, rows, cols, groupSize, grid, c)
+                            let fast = runCalibrated(fastCalibrated(variant), x, rows, cols, groupSize, grid, c)
                             let reference = runCalibrated(ReferenceKernels.quantizeGroups, x, rows, cols, groupSize,
                                                           grid, c)
                             let context = "\(c.name) \(format) sym \(symmetric) group \(groupSize) trial \(trial)"
@@ -232,7 +234,7 @@ func calibrate(_ calibrator: any Calibrator, _ x: [Float], _ grid: CodeGrid) -> 
                 let x = makeRow(kind, count: 300, using: &rng)
                 for symmetric in [true, false] {
                     let grid = CodeGrid(symmetric: symmetric, scaleFormat: format)
-                    let run = runCalibrated(Kernels.quantizeGroups, x, 1, 300, 300, grid, nil)
+                    let run = runCalibrated(fastCalibrated(), x, 1, 300, 300, grid, nil)
                     let scale = run.scales[0]
                     #expect(format.roundUp(scale) == scale, "\(format) \(kind): scale \(scale) not representable")
                     let f32 = x.withUnsafeBufferPointer {
@@ -260,6 +262,14 @@ typealias CalibratedKernel = (
     UnsafeBufferPointer<Float>, Int, Int, Int, CodeGrid, (any Calibrator)?, UnsafeMutableBufferPointer<Int8>,
     UnsafeMutableBufferPointer<Float>, UnsafeMutableBufferPointer<Int8>
 ) -> TileResult
+
+/// The fast calibrated group kernel of `variant` (the selected one by default).
+func fastCalibrated(_ variant: KernelVariant = .selected) -> CalibratedKernel {
+    {
+        Kernels.quantizeGroups($0, rows: $1, cols: $2, groupSize: $3, grid: $4, calibrator: $5, q: $6, scales: $7,
+                               zeroPoints: $8, variant: variant)
+    }
+}
 
 func runCalibrated(_ kernel: CalibratedKernel, _ x: [Float], _ rows: Int, _ cols: Int, _ groupSize: Int,
                    _ grid: CodeGrid, _ calibrator: (any Calibrator)?) -> TileRun {

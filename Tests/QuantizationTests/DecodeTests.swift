@@ -2,16 +2,19 @@ import Testing
 import Quantization
 import TestSupport
 
-/// Decoding fp16, bf16, f64 and f32 bytes: fast against reference, and the reference against the definition.
+/// Decoding fp16, bf16, f64 and f32 bytes: fast against reference, and the reference against the definition. The
+/// fast decoder of every kernel variant this CPU runs.
 @Suite struct DecodeTests {
     /// Decodes `bytes` (starting at byte `offset`, to exercise unaligned loads) with both kernels.
-    func decodeBoth(_ bytes: [UInt8], offset: Int, format: FloatFormat) -> (fast: [Float], reference: [Float]) {
+    func decodeBoth(_ bytes: [UInt8], offset: Int, format: FloatFormat, variant: KernelVariant)
+        -> (fast: [Float], reference: [Float])
+    {
         let count = (bytes.count - offset) / format.bytesPerElement
         var fast = [Float](repeating: 0, count: count), reference = fast
         bytes.withUnsafeBytes { raw in
             let src = raw.baseAddress! + offset
             fast.withUnsafeMutableBufferPointer {
-                Kernels.decode(src, format: format, count: count, into: $0.baseAddress!)
+                Kernels.decode(src, format: format, count: count, into: $0.baseAddress!, variant: variant)
             }
             reference.withUnsafeMutableBufferPointer {
                 ReferenceKernels.decode(src, format: format, count: count, into: $0.baseAddress!)
@@ -28,9 +31,10 @@ import TestSupport
         return bytes
     }
 
-    @Test func f16AllPatternsFastEqualsReferenceAndReferenceEqualsFloat16() {
+    @Test(arguments: runnableVariants) func f16AllPatternsFastEqualsReferenceAndReferenceEqualsFloat16(_ variant: KernelVariant) {
         let patterns = (0...UInt16.max).map { $0 }
-        let (fast, reference) = decodeBoth(littleEndianBytes(patterns, offset: 1), offset: 1, format: .f16)
+        let (fast, reference) = decodeBoth(littleEndianBytes(patterns, offset: 1), offset: 1, format: .f16,
+                                               variant: variant)
         #expect(fast.map(\.bitPattern) == reference.map(\.bitPattern))
         var mismatches = 0
         for (h, value) in zip(patterns, reference) {
@@ -44,19 +48,20 @@ import TestSupport
         #expect(reference[0x7e00].bitPattern == 0x7fc0_0000)
     }
 
-    @Test func bf16PatternsWithNaNInfinityAndSubnormalsFastEqualsReference() {
+    @Test(arguments: runnableVariants) func bf16PatternsWithNaNInfinityAndSubnormalsFastEqualsReference(_ variant: KernelVariant) {
         var rng = SeededRandom(seed: 7)
         var patterns: [UInt16] = [0, 0x8000, 0x3f80, 0xbf80, 0x7f80, 0xff80, 0x7fc0, 0x7f81, 0xffff, 0x0001, 0x807f,
                                   0x7f7f]
         patterns += (0..<5000).map { _ in UInt16.random(in: 0...UInt16.max, using: &rng) }
-        let (fast, reference) = decodeBoth(littleEndianBytes(patterns, offset: 3), offset: 3, format: .bf16)
+        let (fast, reference) = decodeBoth(littleEndianBytes(patterns, offset: 3), offset: 3, format: .bf16,
+                                               variant: variant)
         #expect(fast.map(\.bitPattern) == reference.map(\.bitPattern))
         #expect(reference[2] == 1 && reference[3] == -1 && reference[4] == .infinity && reference[6].isNaN)
         #expect(reference[9].isSubnormal)
     }
 
     /// f64: rounding to nearest f32, overflow to inf, underflow, NaN; fast equal to reference.
-    @Test func f64RoundsToNearestF32AndFastEqualsReference() {
+    @Test(arguments: runnableVariants) func f64RoundsToNearestF32AndFastEqualsReference(_ variant: KernelVariant) {
         var rng = SeededRandom(seed: 8)
         var values: [Double] = [1, -1, 0, -0.0, 1e39, -1e39, 1e-46, 3e-45, .infinity, -.infinity, .nan,
                                 Double(Float.greatestFiniteMagnitude), 1 + 0x1p-24, 1 + 0x1p-24 + 0x1p-40,
@@ -64,7 +69,7 @@ import TestSupport
         values += (0..<3000).map { _ in Double.random(in: -1e5...1e5, using: &rng) }
         values += (0..<3000).map { _ in Double(bitPattern: rng.next()) }
         let (fast, reference) = decodeBoth(littleEndianBytes(values.map(\.bitPattern), offset: 5), offset: 5,
-                                           format: .f64)
+                                               format: .f64, variant: variant)
         #expect(fast.map(\.bitPattern) == reference.map(\.bitPattern))
         #expect(reference[4] == .infinity && reference[5] == -.infinity && reference[6] == 0)
         #expect(reference[7] == .leastNonzeroMagnitude * 2 && reference[10].isNaN)
@@ -72,10 +77,10 @@ import TestSupport
         #expect(reference[12] == 1 && reference[13] == 1 + 0x1p-23 && reference[14] == 1 + 0x1p-22)
     }
 
-    @Test func f32IsCopiedBitForBitFromUnalignedBytes() {
+    @Test(arguments: runnableVariants) func f32IsCopiedBitForBitFromUnalignedBytes(_ variant: KernelVariant) {
         let values: [Float] = [1.5, -0.0, .nan, .infinity, .leastNonzeroMagnitude, 3.25e7]
         let (fast, reference) = decodeBoth(littleEndianBytes(values.map(\.bitPattern), offset: 2), offset: 2,
-                                           format: .f32)
+                                               format: .f32, variant: variant)
         #expect(fast.map(\.bitPattern) == values.map(\.bitPattern))
         #expect(reference.map(\.bitPattern) == values.map(\.bitPattern))
     }

@@ -3,8 +3,15 @@ import Quantization
 import TestSupport
 
 /// The fast kernels against the scalar reference: codes, scale bit patterns and zero points bit for bit, error
-/// sums within the tolerance of Float lane sums.
+/// sums within the tolerance of Float lane sums. Each test runs on every kernel variant (`KernelVariant`) that this
+/// CPU runs; `everyVariantRuns` is skipped, saying which ones it cannot run and why.
 @Suite struct KernelAgreementTests {
+    @Test("Every kernel variant is tested on this machine",
+          .enabled(if: skippedVariants.isEmpty, "not every variant runs here: \(skippedVariants)"))
+    func everyVariantRuns() {
+        #expect(runnableVariants == KernelVariant.allCases)
+    }
+
     /// Compares two tile runs; `sums` is false for data whose squares overflow Float (the fast sums are Float).
     func expectSame(_ fast: TileRun, _ reference: TileRun, sums: Bool, _ context: String) {
         #expect(fast.q == reference.q, "codes: \(context)")
@@ -22,7 +29,7 @@ import TestSupport
     }
 
     /// `quantizeGroups` agrees bit for bit on random shapes, group sizes and kinds of rows.
-    @Test func quantizeGroupsAgreesBitForBitOnRandomShapesGroupSizesAndRows() {
+    @Test(arguments: runnableVariants) func quantizeGroupsAgreesBitForBitOnRandomShapesGroupSizesAndRows(_ variant: KernelVariant) {
         var rng = SeededRandom(seed: 1)
         for trial in 0..<120 {
             let rows = Int.random(in: 1...7, using: &rng)
@@ -37,7 +44,7 @@ import TestSupport
             for groupSize in [1, 3, 16, 17, 32, 128, cols, cols + 7, Int.max] {
                 for symmetric in [true, false] {
                     let context = "rows \(rows) cols \(cols) group \(groupSize) sym \(symmetric) kinds \(kinds)"
-                    let fast = runTile(fastGroups, x, rows: rows, cols: cols, groupSize: groupSize,
+                    let fast = runTile(fastGroups(variant), x, rows: rows, cols: cols, groupSize: groupSize,
                                        symmetric: symmetric)
                     let reference = runTile(referenceGroups, x, rows: rows, cols: cols, groupSize: groupSize,
                                             symmetric: symmetric)
@@ -48,13 +55,14 @@ import TestSupport
     }
 
     /// `quantizeGroups` agrees on rows long enough to flush the lane sums, with one row per channel.
-    @Test func quantizeGroupsAgreesOnRowsLongEnoughToFlushTheLaneSums() {
+    @Test(arguments: runnableVariants) func quantizeGroupsAgreesOnRowsLongEnoughToFlushTheLaneSums(_ variant: KernelVariant) {
         var rng = SeededRandom(seed: 2)
         let rows = 3, cols = 9_001
         let x = makeRow(.outliers, count: rows * cols, using: &rng)
         for groupSize in [128, 4096, cols] {
             for symmetric in [true, false] {
-                let fast = runTile(fastGroups, x, rows: rows, cols: cols, groupSize: groupSize, symmetric: symmetric)
+                let fast = runTile(fastGroups(variant), x, rows: rows, cols: cols, groupSize: groupSize,
+                                   symmetric: symmetric)
                 let reference = runTile(referenceGroups, x, rows: rows, cols: cols, groupSize: groupSize,
                                         symmetric: symmetric)
                 expectSame(fast, reference, sums: true, "group \(groupSize) sym \(symmetric)")
@@ -62,7 +70,7 @@ import TestSupport
         }
     }
 
-    @Test func nonFiniteValuesAreCountedIgnoredByTheRangeAndCodedTheSameByBothKernels() {
+    @Test(arguments: runnableVariants) func nonFiniteValuesAreCountedIgnoredByTheRangeAndCodedTheSameByBothKernels(_ variant: KernelVariant) {
         var rng = SeededRandom(seed: 3)
         let rows = 4, cols = 77
         var x = makeRow(.gaussianish, count: rows * cols, using: &rng)
@@ -75,7 +83,8 @@ import TestSupport
         }
         for groupSize in [1, 16, 32, cols] {
             for symmetric in [true, false] {
-                let fast = runTile(fastGroups, x, rows: rows, cols: cols, groupSize: groupSize, symmetric: symmetric)
+                let fast = runTile(fastGroups(variant), x, rows: rows, cols: cols, groupSize: groupSize,
+                                   symmetric: symmetric)
                 let reference = runTile(referenceGroups, x, rows: rows, cols: cols, groupSize: groupSize,
                                         symmetric: symmetric)
                 expectSame(fast, reference, sums: true, "group \(groupSize) sym \(symmetric)")
@@ -84,13 +93,13 @@ import TestSupport
                 #expect(fast.scales.allSatisfy { $0.isFinite && $0 > 0 })
             }
         }
-        var range = x.withUnsafeBufferPointer { Kernels.range($0) }
+        var range = x.withUnsafeBufferPointer { Kernels.range($0, variant: variant) }
         #expect(range.nonFinite == specials.count && range.min.isFinite && range.max.isFinite)
         range = x.withUnsafeBufferPointer { ReferenceKernels.range($0) }
         #expect(range.nonFinite == specials.count)
     }
 
-    @Test func perTensorQuantizeAgreesIncludingClippingParamsAndTiesAtTheEdge() {
+    @Test(arguments: runnableVariants) func perTensorQuantizeAgreesIncludingClippingParamsAndTiesAtTheEdge(_ variant: KernelVariant) {
         var rng = SeededRandom(seed: 4)
         for trial in 0..<60 {
             let count = Int.random(in: 0...700, using: &rng)
@@ -114,7 +123,7 @@ import TestSupport
                 var qFast = [Int8](repeating: 0, count: count), qReference = qFast
                 let fast = x.withUnsafeBufferPointer { xs in
                     qFast.withUnsafeMutableBufferPointer {
-                        Kernels.quantize(xs, params: params, symmetric: symmetric, q: $0)
+                        Kernels.quantize(xs, params: params, symmetric: symmetric, q: $0, variant: variant)
                     }
                 }
                 let reference = x.withUnsafeBufferPointer { xs in
@@ -134,11 +143,14 @@ import TestSupport
         }
     }
 
-    @Test func clippingCountsRoundedCodesOutsideTheRangeTiesAtTheEdgeIncluded() {
+    @Test(arguments: runnableVariants) func clippingCountsRoundedCodesOutsideTheRangeTiesAtTheEdgeIncluded(_ variant: KernelVariant) {
+        let fast: (UnsafeBufferPointer<Float>, QuantParams, Bool, UnsafeMutableBufferPointer<Int8>) -> ErrorStats = {
+            Kernels.quantize($0, params: $1, symmetric: $2, q: $3, variant: variant)
+        }
         // scale 1: 127.5 rounds to 128 (clipped), 126.5 to 126, -127.5 to -128 (clipped), -127.4 to -127.
         let x: [Float] = [127.5, 126.5, -127.5, -127.4, 127.49, 1000, -.infinity, .nan]
         let expected: [Int8] = [127, 126, -127, -127, 127, 127, -127, 127]
-        for kernel in [Kernels.quantize, ReferenceKernels.quantize] {
+        for kernel in [fast, ReferenceKernels.quantize] {
             var q = [Int8](repeating: 0, count: x.count)
             let stats = x.withUnsafeBufferPointer { xs in
                 q.withUnsafeMutableBufferPointer {
@@ -151,7 +163,7 @@ import TestSupport
         // Asymmetric, zero point 1: codes [-128, 127] hold rounded values [-129, 126]; 126.5 rounds to 126
         // (kept), -129.5 to -130 (clipped), 127.5 to 128 (clipped).
         let y: [Float] = [126.5, -129.5, 127.5, -129.4]
-        for kernel in [Kernels.quantize, ReferenceKernels.quantize] {
+        for kernel in [fast, ReferenceKernels.quantize] {
             var q = [Int8](repeating: 0, count: y.count)
             let stats = y.withUnsafeBufferPointer { ys in
                 q.withUnsafeMutableBufferPointer { kernel(ys, QuantParams(scale: 1, zeroPoint: 1), false, $0) }
@@ -161,26 +173,27 @@ import TestSupport
         }
     }
 
-    @Test func fastRangeAgreesWithTheReferenceOnRandomDataAndChunkEdges() {
+    @Test(arguments: runnableVariants) func fastRangeAgreesWithTheReferenceOnRandomDataAndChunkEdges(_ variant: KernelVariant) {
         var rng = SeededRandom(seed: 5)
         for count in [0, 1, 15, 16, 17, 31, 33, 63, 65, 4095, 4096, 4097, 10_000] {
             var x = makeRow(.mixed, count: count, using: &rng)
             if count > 40 { x[count - 1] = .infinity }
-            let fast = x.withUnsafeBufferPointer { Kernels.range($0) }
+            let fast = x.withUnsafeBufferPointer { Kernels.range($0, variant: variant) }
             let reference = x.withUnsafeBufferPointer { ReferenceKernels.range($0) }
             #expect(fast == reference, "count \(count)")
         }
-        let empty = [Float]().withUnsafeBufferPointer { Kernels.range($0) }
+        let empty = [Float]().withUnsafeBufferPointer { Kernels.range($0, variant: variant) }
         #expect(empty == .empty && empty.absmax == 0)
     }
 
-    @Test func fastDequantizeGroupsMatchesTheReferenceBitForBit() {
+    @Test(arguments: runnableVariants) func fastDequantizeGroupsMatchesTheReferenceBitForBit(_ variant: KernelVariant) {
         var rng = SeededRandom(seed: 6)
         let rows = 5, cols = 101
         let x = makeRow(.outliers, count: rows * cols, using: &rng)
         for groupSize in [1, 16, 33, cols] {
             for symmetric in [true, false] {
-                let run = runTile(fastGroups, x, rows: rows, cols: cols, groupSize: groupSize, symmetric: symmetric)
+                let run = runTile(fastGroups(variant), x, rows: rows, cols: cols, groupSize: groupSize,
+                                  symmetric: symmetric)
                 var fast = [Float](repeating: .nan, count: x.count), reference = fast
                 run.q.withUnsafeBufferPointer { q in
                     run.scales.withUnsafeBufferPointer { s in
@@ -188,7 +201,7 @@ import TestSupport
                             let zeroPoints = symmetric ? nil : z
                             fast.withUnsafeMutableBufferPointer {
                                 Kernels.dequantizeGroups(q, rows: rows, cols: cols, groupSize: groupSize, scales: s,
-                                                         zeroPoints: zeroPoints, into: $0)
+                                                         zeroPoints: zeroPoints, into: $0, variant: variant)
                             }
                             reference.withUnsafeMutableBufferPointer {
                                 ReferenceKernels.dequantizeGroups(q, rows: rows, cols: cols, groupSize: groupSize,

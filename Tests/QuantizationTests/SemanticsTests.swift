@@ -28,7 +28,7 @@ import TestSupport
             (Float(0.731), true, Int8(127), Int8(0)), (-2.5e-3, true, -127, 0),
             (0.731, false, 127, -128), (-2.5e-3, false, -128, 127), (0, true, 0, 0), (0, false, 0, 0),
         ] {
-            let run = runTile(fastGroups, Array(repeating: value, count: 19), rows: 1, cols: 19, groupSize: 8,
+            let run = runTile(fastGroups(), Array(repeating: value, count: 19), rows: 1, cols: 19, groupSize: 8,
                               symmetric: symmetric)
             #expect(run.q.allSatisfy { $0 == code }, "\(value) \(symmetric)")
             #expect(run.zeroPoints.allSatisfy { $0 == zeroPoint })
@@ -39,7 +39,7 @@ import TestSupport
     @Test func roundingIsHalfToEvenAfterScaling() {
         // scale 0.25 (absmax 31.75): x / scale = 0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 126.5.
         let x: [Float] = [31.75, 0.125, 0.375, 0.625, -0.125, -0.375, -0.625, 31.625]
-        for kernel in [fastGroups, referenceGroups] {
+        for kernel in [fastGroups(), referenceGroups] {
             let run = runTile(kernel, x, rows: 1, cols: x.count, groupSize: .max, symmetric: true)
             #expect(run.scales == [0.25])
             #expect(run.q == [127, 0, 2, 2, 0, -2, -2, 126])
@@ -54,7 +54,7 @@ import TestSupport
         let x = RowKind.allCases.flatMap { makeRow($0, count: cols, using: &rng) }
         for groupSize in [1, 17, 32, cols] {
             for symmetric in [true, false] {
-                let run = runTile(fastGroups, x, rows: rows, cols: cols, groupSize: groupSize, symmetric: symmetric)
+                let run = runTile(fastGroups(), x, rows: rows, cols: cols, groupSize: groupSize, symmetric: symmetric)
                 var out = [Float](repeating: .nan, count: x.count)
                 run.q.withUnsafeBufferPointer { q in
                     run.scales.withUnsafeBufferPointer { s in
@@ -85,7 +85,7 @@ import TestSupport
         let rows = 6, cols = 250, groupSize = 32
         let x = makeRow(.outliers, count: rows * cols, using: &rng)
         for symmetric in [true, false] {
-            let run = runTile(fastGroups, x, rows: rows, cols: cols, groupSize: groupSize, symmetric: symmetric)
+            let run = runTile(fastGroups(), x, rows: rows, cols: cols, groupSize: groupSize, symmetric: symmetric)
             let groups = groupsPerRow(cols: cols, groupSize: groupSize)
             var sse = 0.0, sss = 0.0, maxError = 0.0
             for i in x.indices {

@@ -59,9 +59,22 @@ typealias GroupKernel = @Sendable (
     UnsafeMutableBufferPointer<Float>, UnsafeMutableBufferPointer<Int8>
 ) -> TileResult
 
-let fastGroups: GroupKernel = Kernels.quantizeGroups(_:rows:cols:groupSize:symmetric:q:scales:zeroPoints:)
+/// The fast kernels of `variant` (the selected one by default).
+func fastGroups(_ variant: KernelVariant = .selected) -> GroupKernel {
+    { x, rows, cols, groupSize, symmetric, q, scales, zeroPoints in
+        Kernels.quantizeGroups(x, rows: rows, cols: cols, groupSize: groupSize, symmetric: symmetric, q: q,
+                               scales: scales, zeroPoints: zeroPoints, variant: variant)
+    }
+}
 let referenceGroups: GroupKernel =
     ReferenceKernels.quantizeGroups(_:rows:cols:groupSize:symmetric:q:scales:zeroPoints:)
+
+/// The kernel variants this CPU runs: each agreement test runs on every one of them.
+let runnableVariants = KernelVariant.allCases.filter(\.isSupported)
+
+/// The variants this CPU cannot run and what it lacks for each; empty when it runs them all.
+let skippedVariants = KernelVariant.allCases.filter { !$0.isSupported }
+    .map { "\($0): this CPU lacks \($0.missingFeatures.joined(separator: ", "))" }.joined(separator: "; ")
 
 func groupsPerRow(cols: Int, groupSize: Int) -> Int { cols == 0 ? 0 : (cols - 1) / groupSize + 1 }
 

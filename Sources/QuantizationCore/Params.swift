@@ -35,7 +35,7 @@ public struct QuantParams: Sendable, Hashable {
     /// The one place symmetric params come from a range: scale = absmax / qmax (qmax = 2^(bits-1) - 1, so 127 at
     /// 8 bits; scale 1 when absmax is 0), rounded up to `format` (so that what is stored is what quantizes).
     /// A NaN absmax counts as 0 and an infinite one as the largest finite float.
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func symmetric(absmax: Float, bits: Int = 8, format: ScaleFormat = .f32) -> QuantParams {
         let a = absmax.isNaN ? 0 : Swift.min(abs(absmax), .greatestFiniteMagnitude)
         guard a > 0 else { return QuantParams(scale: 1, zeroPoint: 0) }
@@ -61,7 +61,7 @@ public struct QuantParams: Sendable, Hashable {
     }
 
     /// The multiplier applied to inputs before rounding; shared by every kernel so that all agree bit for bit.
-    var inverseScale: Float { 1 / scale }
+    @inlinable package var inverseScale: Float { 1 / scale }
 }
 
 /// How scales are stored. The params functions round each scale up to this format, so that the codes are made
@@ -223,6 +223,25 @@ public struct ErrorStats: Sendable, Hashable {
     public var clippedFraction: Double { count == 0 ? 0 : Double(clipped) / Double(count) }
 }
 
+/// How a tensor's groups were calibrated: mergeable across tiles like `ErrorStats`.
+public struct CalibrationCounts: Sendable, Hashable {
+    /// Groups a calibrator was asked for.
+    public var groups = 0
+    /// Groups with fewer values than the calibrator's `minimumValues`: given absmax's range.
+    public var tooFew = 0
+    /// Groups whose calibrated range had more than `CalibrationGuard.tolerance` times absmax's error: given
+    /// absmax's range.
+    public var worse = 0
+
+    public init() {}
+
+    public mutating func merge(_ other: CalibrationCounts) {
+        groups += other.groups
+        tooFew += other.tooFew
+        worse += other.worse
+    }
+}
+
 /// Output of a tile: its error stats and the non-finite count seen while calibrating.
 public struct TileResult: Sendable, Hashable {
     public var stats: ErrorStats
@@ -236,7 +255,7 @@ public struct TileResult: Sendable, Hashable {
 
 /// The float next to a nonzero finite `x`, above it when `upward`, else below: a cheap `nextUp`/`nextDown`
 /// for the half-integers that bound the codes.
-@inline(__always)
+@inlinable @inline(__always)
 func adjacent(_ x: Float, upward: Bool) -> Float {
     // Adding 1 to the bit pattern moves away from zero.
     let step: UInt32 = (x > 0) == upward ? 1 : 0xffff_ffff
@@ -247,30 +266,30 @@ func adjacent(_ x: Float, upward: Bool) -> Float {
 ///
 /// With v = x * inverseScale, the code is clamp(round_half_even(v), lowest, highest) + zeroPoint, where
 /// [lowest, highest] = [qmin - zp, qmax - zp]. NaN inputs get the code qmax and are not counted as clipped.
-struct Codebook {
-    let scale: Float
-    let inverseScale: Float
-    let zeroPoint: Int32
+package struct Codebook {
+    package let scale: Float
+    package let inverseScale: Float
+    package let zeroPoint: Int32
     /// Bounds of round(v), as exact floats.
-    let lowest: Float
-    let highest: Float
+    package let lowest: Float
+    package let highest: Float
     /// round_half_even(v) > highest exactly when v >= clipFrom (a tie rounds up only to an even code).
-    let clipFrom: Float
+    package let clipFrom: Float
     /// round_half_even(v) < lowest exactly when v <= clipTo.
-    let clipTo: Float
+    package let clipTo: Float
 
     /// 8-bit codes (the fused path's, per group: the bounds are constants here).
-    @inline(__always)
-    init(_ params: QuantParams, symmetric: Bool) {
+    @inlinable @inline(__always)
+    package init(_ params: QuantParams, symmetric: Bool) {
         self.init(params, qmin: symmetric ? -127 : -128, qmax: 127)
     }
 
-    init(_ params: QuantParams, grid: CodeGrid) {
+    @inlinable package init(_ params: QuantParams, grid: CodeGrid) {
         self.init(params, qmin: Int32(grid.qmin), qmax: Int32(grid.qmax))
     }
 
-    @inline(__always)
-    init(_ params: QuantParams, qmin: Int32, qmax: Int32) {
+    @inlinable @inline(__always)
+    package init(_ params: QuantParams, qmin: Int32, qmax: Int32) {
         scale = params.scale
         inverseScale = params.inverseScale
         zeroPoint = Int32(params.zeroPoint)

@@ -1,0 +1,1 @@
+../FastKernels/FastKernels.swift
