@@ -10,7 +10,21 @@ kill: from the second daemon's start to its `committed` line. Exits 1 when the o
 import argparse, json, os, shutil, signal, subprocess, sys, tempfile, time
 
 
-def wait_for(log, event, proc, timeout=600):
+def warm(folder):
+    for name in sorted(os.listdir(folder)):
+        with open(os.path.join(folder, name), "rb") as f:
+            while f.read(8 << 20):
+                pass
+
+
+def logged(log, event):
+    if not os.path.exists(log):
+        return False
+    with open(log) as f:
+        return any(json.loads(line).get("event") == event for line in f if line.strip())
+
+
+def wait_for(log, event, proc, timeout=120):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if os.path.exists(log):
@@ -64,6 +78,7 @@ def main():
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--rounds", type=int, default=1)
     a = p.parse_args()
+    warm(a.input)  # the page cache hot for both runs, so the kill lands at the same point of the work
     work = tempfile.mkdtemp(prefix="quantd-drill-", dir=os.path.dirname(os.path.abspath(a.input)))
     try:
         spool = os.path.join(work, "whole")
@@ -85,6 +100,9 @@ def main():
             time.sleep(max(0.0, a.at * whole - (time.monotonic() - t0)))
             proc.send_signal(signal.SIGKILL)
             proc.wait()
+            if logged(spool + ".log", "committed"):
+                print(f"round {r}: the job committed before the kill at {a.at:.0%}: nothing to resume")
+                continue
             t2 = time.monotonic()
             proc = start(a.quantd, spool, spool + ".restart.log", a.threads)
             resumed, _ = wait_for(spool + ".restart.log", "resumed", proc)
@@ -96,7 +114,7 @@ def main():
             same = same and identical
             print(f"killed at {a.at:.0%} ({a.at * whole:.2f} s): restart to committed {t3 - t2:.2f} s = "
                   f"{(t3 - t2) / whole:.2f} of the whole job; kept {resumed['kept']} of {resumed['files']} files "
-                  f"({resumed['kept_files'] or '-'}); output identical: {'yes' if identical else 'NO'}")
+                  f"({resumed['kept_files'] or '-'}); within: {resumed.get('resumed_within', '-')}; output identical: {'yes' if identical else 'NO'}")
         return 0 if same else 1
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -65,6 +65,7 @@ enum JobEvents {
             "kept_source_bytes": .stringConvertible(report.keptSourceBytes),
             "redo_files": .string(report.redo.joined(separator: ",")),
         ]
+        if !report.resumedWithin.isEmpty { figures["resumed_within"] = .string(report.resumedWithin.joined(separator: "; ")) }
         if !report.distrusted.isEmpty { figures["not_kept"] = .string(report.distrusted.joined(separator: "; ")) }
         return figures
     }
