@@ -288,6 +288,9 @@ public enum FileSystem {
     }
 
     /// A line on standard error, for what must be seen even when the log goes to a file.
+    /// Ends the process at once with `status` (no clean-up beyond the C library's).
+    public static func exit(status: Int32) -> Never { Glibc.exit(status) }
+
     public static func printError(_ text: String) {
         let line = Array((text + "\n").utf8)
         line.withUnsafeBytes { _ = try? FileDescriptor.standardError.writeAll($0) }

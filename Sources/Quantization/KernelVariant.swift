@@ -1,9 +1,5 @@
 internal import CPUFeatures
-#if canImport(Glibc)
-internal import Glibc
-#elseif canImport(Darwin)
-internal import Darwin
-#endif
+internal import FoundationEssentials
 
 /// The builds of the fast kernels in every quantd binary, one per x86-64 instruction-set level of the psABI
 /// (Sources/FastKernels compiled three times, each with its `-march`), so that one binary runs on any x86-64
@@ -76,7 +72,7 @@ public enum KernelVariant: Int, CaseIterable, Sendable, Comparable, CustomString
     /// The variant QUANTD_KERNELS asks for (`best` when it is unset or empty); throws when it names no variant
     /// or one this CPU cannot run.
     public static func fromEnvironment() throws(KernelVariantError) -> KernelVariant {
-        guard let value = getenv("QUANTD_KERNELS").map({ String(cString: $0) }), !value.isEmpty else { return best }
+        guard let value = ProcessInfo.processInfo.environment["QUANTD_KERNELS"], !value.isEmpty else { return best }
         return try requested(value)
     }
 
@@ -98,7 +94,7 @@ public enum KernelVariant: Int, CaseIterable, Sendable, Comparable, CustomString
     /// `selected`, and whether QUANTD_KERNELS chose it: "x86-64-v3 (avx2)", or "x86-64 (sse2), set by
     /// QUANTD_KERNELS (best here: x86-64-v3 (avx2))".
     public static var selectedSummary: String {
-        selected == best && getenv("QUANTD_KERNELS") == nil
+        selected == best && ProcessInfo.processInfo.environment["QUANTD_KERNELS"] == nil
             ? selected.description : "\(selected), set by QUANTD_KERNELS (best here: \(best))"
     }
 

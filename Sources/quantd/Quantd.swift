@@ -2,9 +2,7 @@ import ArgumentParser
 import Console
 import QuantEngine
 import Quantization
-#if canImport(Glibc)
-import Glibc
-#endif
+import QuantSystem
 
 @main
 struct Quantd: ParsableCommand {
@@ -25,7 +23,7 @@ struct Quantd: ParsableCommand {
             // Plain exit: ArgumentParser's would build its help, and with it `configuration`, which names the
             // variant that cannot be chosen.
             Terminal.error("\(error)")
-            Glibc.exit(78)
+            FileSystem.exit(status: 78)
         }
         main(nil)
     }
