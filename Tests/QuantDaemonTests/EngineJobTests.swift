@@ -294,7 +294,10 @@ struct EngineJobTests {
         } else {
             #expect(events.contains("cancelling") && events.contains("requeued"))
             #expect(scratch.names("incoming") == ["cut.safetensors"])
-            #expect(scratch.names("out").isEmpty)
+            // Nothing committed; the cancelled job's staging folder stays, with its journal, for it to resume.
+            let out = scratch.names("out")
+            #expect(out.allSatisfy { $0.hasPrefix(".cut.tmp-") } && out.count <= 1, "\(out)")
+            for staging in out { #expect(TempDir.exists(scratch.spool + "/out/" + staging + "/.journal/job.json")) }
         }
         #expect(scratch.names("active").isEmpty)
     }
