@@ -82,7 +82,8 @@ public enum Engine {
             let (files, plans) = (source.files, plans)
             var journal: ResumeJournal?
             var found = ResumeJournal.Found()
-            let identities = resume == nil ? [] : try files.map(Self.identity)
+            // Taken before any byte is read: what the journal records of each source is the file as it was read.
+            let identities = try files.map(Self.identity)
             if resume != nil {
                 (journal, found) = try ResumeJournal.open(
                     staging: staging, adopted: folder.adopted, job: .init(options: options),
@@ -126,7 +127,7 @@ public enum Engine {
                                         + "\(file.fileSize) expected)", stage: "quantize")
                 }
                 let finished = ResumeJournal.Finished(
-                    index: k, identity: try Self.identity(file),
+                    index: k, identity: identities[k],
                     source: Manifest.SourceFile(file: plan.sourceName, size: file.fileSize, sha256: outcome.inputSHA256),
                     output: Manifest.OutputFile(file: plan.outputName, source: plan.sourceName,
                                                 size: outcome.outputSize, sha256: outcome.outputSHA256,
