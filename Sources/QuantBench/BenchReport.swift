@@ -97,16 +97,20 @@ enum BenchTable {
             + ", page-cache read pass \(Format.fixed(c.readPassGBPerSecond, 1)) GB/s (1 thread)")
 
         let threadCounts = Array(Set(r.kernels.map(\.threads))).sorted()
-        var names: [String] = []
-        for k in r.kernels where !names.contains(k.name) { names.append(k.name) }
-        out += table(nil, ["kernels, \(KernelBench.rows) x \(KernelBench.cols), best of \(r.settings.kernelRepeats)"]
-            + threadCounts.map { "\($0) thread" + ($0 == 1 ? "" : "s") }, widths: [44] + threadCounts.map { _ in 12 },
-            names.map { name in
-                ["  " + name] + threadCounts.map { t in
-                    r.kernels.first { $0.name == name && $0.threads == t }
-                        .map { Format.fixed($0.gbPerSecond, 1) + " GB/s" } ?? "-"
-                }
-            })
+        for (rows, title) in [(KernelBench.rows, "from memory"), (KernelBench.unitRows, "one unit in cache")] {
+            let figures = r.kernels.filter { $0.rows == rows }
+            var names: [String] = []
+            for k in figures where !names.contains(k.name) { names.append(k.name) }
+            out += table(nil, ["kernels, \(rows) x \(KernelBench.cols) (\(title)), best of "
+                               + "\(r.settings.kernelRepeats * KernelBench.rows / rows)"]
+                + threadCounts.map { "\($0) thread" + ($0 == 1 ? "" : "s") }, widths: [52] + threadCounts.map { _ in 12 },
+                names.map { name in
+                    ["  " + name] + threadCounts.map { t in
+                        figures.first { $0.name == name && $0.threads == t }
+                            .map { Format.fixed($0.gbPerSecond, 1) + " GB/s" } ?? "-"
+                    }
+                })
+        }
 
         out += endToEnd("quantd quantize (\(r.settings.scheme))", r.endToEnd, repeats: r.settings.repeats)
         if let same = r.outputsIdentical {

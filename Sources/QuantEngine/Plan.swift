@@ -189,10 +189,10 @@ struct FilePlan: Sendable {
     var outputRawSize: Int { outputHeader.count + (outputTensors.last?.dataRange.upperBound ?? 0) }
 }
 
-enum Planner {
+package enum Planner {
     /// Source bytes per work unit: large enough that a frame compresses well and scheduling costs nothing,
     /// small enough that a unit's buffers stay in the caches' neighbourhood and memory stays bounded.
-    static let unitBytes = 4 << 20
+    package static let unitBytes = 4 << 20
 
     static func plan(
         file: SafeTensorsFile, selection: Selection, options: QuantizeOptions, keep: Set<String>,
