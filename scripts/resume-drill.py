@@ -9,6 +9,8 @@ links, so nothing is copied. Whole job: from the daemon's start to its `committe
 kill: from the second daemon's start to its `committed` line. Exits 1 when the outputs differ."""
 import argparse, json, os, shutil, signal, subprocess, sys, tempfile, time
 
+from outputs import contents
+
 
 def warm(folder):
     for name in sorted(os.listdir(folder)):
@@ -54,20 +56,6 @@ def drop(source, spool):
     temp = os.path.join(incoming, ".model.tmp")
     shutil.copytree(source, temp, copy_function=os.link)
     os.rename(temp, os.path.join(incoming, "model"))
-
-
-def contents(folder):
-    out = {}
-    for name in sorted(os.listdir(folder)):
-        with open(os.path.join(folder, name), "rb") as f:
-            data = f.read()
-        if name == "manifest.json":
-            m = json.loads(data)
-            for key in ("started_at", "finished_at", "timings"):
-                m.pop(key, None)
-            data = json.dumps(m, sort_keys=True).encode()
-        out[name] = data
-    return out
 
 
 def main():

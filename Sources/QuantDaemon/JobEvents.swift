@@ -24,6 +24,9 @@ enum JobEvents {
             "tensors": .stringConvertible(totals.tensors),
             "quantized": .stringConvertible(totals.quantized),
         ]
+        if let uncached = manifest.timings.uncachedReadBytes {
+            figures["read_uncached_bytes"] = .stringConvertible(uncached)
+        }
         if let worst = totals.worstTensor { figures["worst_tensor"] = .string(worst) }
         if let sqnr = totals.worstSqnrDb { figures["worst_sqnr_db"] = .stringConvertible(sqnr) }
         return figures

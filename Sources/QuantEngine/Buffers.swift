@@ -1,12 +1,13 @@
-/// A growable, 64-byte aligned scratch buffer that is reused across work units: it reallocates only
-/// when a unit needs more than it has ever held.
+/// A growable, page-aligned scratch buffer (O_DIRECT reads land in it) that is reused across work units: it
+/// reallocates only when a unit needs more than it has ever held.
 struct ScratchBuffer: ~Copyable {
     private(set) var pointer: UnsafeMutableRawPointer
     private(set) var capacity: Int
+    static let alignment = 4096
 
     init() {
         capacity = 0
-        pointer = .allocate(byteCount: 64, alignment: 64)
+        pointer = .allocate(byteCount: 64, alignment: Self.alignment)
     }
 
     deinit { pointer.deallocate() }
@@ -16,7 +17,7 @@ struct ScratchBuffer: ~Copyable {
         if bytes > capacity {
             pointer.deallocate()
             let rounded = max(bytes, capacity * 5 / 4)
-            pointer = .allocate(byteCount: max(rounded, 64), alignment: 64)
+            pointer = .allocate(byteCount: max(rounded, 64), alignment: Self.alignment)
             capacity = rounded
         }
         return UnsafeMutableRawBufferPointer(start: pointer, count: bytes)
@@ -29,13 +30,21 @@ final class UnitBuffers: @unchecked Sendable {
     // @unchecked: a UnitBuffers belongs to exactly one worker or to the writer at a time, handed over
     // under the pipeline's monitor.
     var input = ScratchBuffer()
+    /// Where in `input` the unit's source bytes start: past the head of the first block of an O_DIRECT read.
+    var inputStart = 0
     var inputCount = 0
+    /// The source bytes were read ahead (`Pipeline.readAhead`): the worker does not read them again.
+    var preloaded = false
     var frame: [UInt8] = []
 
-    var inputBytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: input.pointer, count: inputCount) }
+    var inputBytes: UnsafeMutableRawBufferPointer {
+        UnsafeMutableRawBufferPointer(start: input.pointer + inputStart, count: inputCount)
+    }
 
     func reset() {
+        inputStart = 0
         inputCount = 0
+        preloaded = false
         frame.removeAll(keepingCapacity: true)
     }
 }

@@ -134,9 +134,9 @@ public enum Engine {
                                                 rawSize: plan.outputRawSize, frames: outcome.frames),
                     records: Self.records(plan, stats: outcome.tensorStats, options: options))
                 try journal?.record(finished)
-                return finished
+                return (finished, outcome.uncachedBytes)
             }
-            for (j, finished) in done.enumerated() { kept[todo[j]] = finished }
+            for (j, (finished, _)) in done.enumerated() { kept[todo[j]] = finished }
             let perFile = plans.indices.map { kept[$0]! }
             try journal?.remove()
             var sources = perFile.map(\.source)
@@ -159,7 +159,8 @@ public enum Engine {
                 startedAt: startedAt.ISO8601Format(), finishedAt: "", sources: sources, outputs: outputs,
                 tensors: records, totals: Self.totals(records, outputs: outputs),
                 timings: .init(planSeconds: (t1 - t0).seconds, quantizeSeconds: (t2 - t1).seconds,
-                               commitSeconds: 0, totalSeconds: 0))
+                               commitSeconds: 0, totalSeconds: 0,
+                               uncachedReadBytes: done.reduce(0) { $0 + $1.1 }))
             manifest.finishedAt = Date.now.ISO8601Format()
             manifest.timings.commitSeconds = (clock.now - t2).seconds
             manifest.timings.totalSeconds = (clock.now - t0).seconds

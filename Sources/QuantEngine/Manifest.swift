@@ -171,6 +171,9 @@ public struct Manifest: Sendable, Codable, Hashable {
         public var quantizeSeconds: Double
         public var commitSeconds: Double
         public var totalSeconds: Double
+        /// Source bytes this run read around the page cache (O_DIRECT) because they were not in it: a figure of
+        /// the run, like its times (nil in manifests written before quantd read around the cache).
+        public var uncachedReadBytes: Int?
     }
 }
 

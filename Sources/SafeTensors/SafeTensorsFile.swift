@@ -43,6 +43,10 @@ public final class SafeTensorsFile: Sendable {
         try? descriptor.close()
     }
 
+    /// The open descriptor's number, for a second view of the same file (`UncachedReads` opens
+    /// /proc/self/fd/N); valid while this object lives, never to be closed or read from by the caller.
+    public var descriptorNumber: CInt { descriptor.rawValue }
+
     /// Reads exactly `range` of the data buffer into `buffer` (count must equal range.count); loops over short
     /// reads and EINTR; EOF early -> .io error naming the file.
     public func read(dataRange range: Range<Int>, into buffer: UnsafeMutableRawBufferPointer) throws(SafeTensorsError) {

@@ -135,6 +135,9 @@ struct Quantize: ParsableCommand {
         var line = "quantd: \(name) -> \(output): \(t.tensors) tensors (\(t.quantized) quantized, \(t.kept) kept), "
             + "\(Format.bytes(t.sourceBytes)) -> \(Format.bytes(t.compressedBytes)) "
             + "(ratio \(Format.fixed(t.compressionRatio, 2))) in \(Format.fixed(manifest.timings.totalSeconds, 2)) s"
+        if let uncached = manifest.timings.uncachedReadBytes, uncached > 0 {
+            line += " (\(Format.bytes(uncached)) read around the page cache)"
+        }
         if let worst = t.worstTensor, let db = t.worstSqnrDb {
             line += "; worst tensor \(worst) at \(Format.fixed(db, 1)) dB SQNR"
         }
