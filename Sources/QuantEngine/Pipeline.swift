@@ -116,7 +116,7 @@ final class Pipeline: @unchecked Sendable {
         self.file = file
         self.level = level
         self.threads = max(1, min(threads, plan.units.count))
-        self.window = 2 * self.threads + 2
+        self.window = 2 * self.threads + 2 + Self.readers
         self.budget = budget
         self.cancel = cancel
         done = Array(repeating: nil, count: plan.units.count)
