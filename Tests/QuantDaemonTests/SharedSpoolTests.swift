@@ -103,6 +103,44 @@ struct SharedSpoolTests {
         #expect(try await live.waitForExit() == 0)
     }
 
+    /// A dead instance's staging folder that a process holds (flock, as a job of this daemon holds the one it
+    /// took over to resume) is left alone at every rescan; once released it is removed at the next one.
+    @Test func aHeldStagingFolderOfADeadInstanceIsLeftUntilReleased() async throws {
+        let scratch = TempDir()
+        defer { scratch.remove() }
+        for folder in ["incoming", "locks", "out"] {
+            try FileManager.default.createDirectory(atPath: scratch.spool + "/" + folder,
+                                                    withIntermediateDirectories: true)
+        }
+        // A ghost instance: its lock file exists and nobody holds it, so it is dead.
+        #expect(FileManager.default.createFile(atPath: scratch.spool + "/locks/ghost.lock", contents: nil))
+        let staging = scratch.spool + "/out/.gone.tmp-ghost-7"
+        try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: false)
+        #expect(FileManager.default.createFile(atPath: staging + "/file-0.safetensors", contents: Data([1, 2, 3])))
+        let folder = open(staging, O_RDONLY | O_DIRECTORY)
+        #expect(folder >= 0)
+        #expect(flock(folder, LOCK_EX | LOCK_NB) == 0)
+        var released = false
+        defer { if !released { close(folder) } }
+
+        let daemon = try DaemonProcess(
+            arguments: ["run", "--spool", scratch.spool, "--set", "instance=live"] + Self.fast,
+            scratch: scratch, logFile: scratch.path + "/live.log")
+        defer { daemon.stop() }
+        try await daemon.waitFor("watching")
+        try await Task.sleep(for: .seconds(3)) // the start's pass and two rescans at least
+        #expect(FileManager.default.fileExists(atPath: staging), "a held staging folder stays")
+        #expect(!(try daemon.lines()).contains { $0["event"] as? String == "staging_removed" })
+
+        close(folder)
+        released = true
+        let removed = try await daemon.waitFor("staging_removed", timeout: 30)
+        #expect(removed.first?["path"] as? String == staging)
+        #expect(!FileManager.default.fileExists(atPath: staging))
+        daemon.signal(SIGTERM)
+        #expect(try await daemon.waitForExit() == 0)
+    }
+
     @Test func aSpoolFolderThatIsAFileIsRefusedByName() async throws {
         let scratch = TempDir()
         defer { scratch.remove() }
