@@ -51,7 +51,7 @@ public enum Engine {
         maxUnitBytes: Int? = nil,
         sourceName: String? = nil,
         resume: ResumePolicy? = nil,
-        resumed: ((ResumeReport) -> Void)? = nil,
+        resumed: (@Sendable (ResumeReport) -> Void)? = nil,
         progress: (@Sendable (Progress) -> Void)? = nil
     ) throws(EngineError) -> Manifest {
         let clock = ContinuousClock()
@@ -87,18 +87,14 @@ public enum Engine {
             if resume != nil {
                 (journal, found) = try ResumeJournal.open(
                     staging: staging, adopted: folder.adopted, job: .init(options: options),
-                    outputs: plans.map(\.outputName), identities: identities)
-                if let report = found.report { resumed?(report) }
+                    outputs: plans.map(\.outputName), sources: files.map(\.path), identities: identities)
                 for (k, finished) in found.finished {
                     tracker.update(file: k, tensors: plans[k].tensors.count, bytes: finished.source.size)
                 }
             }
-            var kept = found.finished
-            let todo = plans.indices.filter { kept[$0] == nil }
             let partial = found.partial
-            let done = try FileRuns.run(count: todo.count, threads: threads, cancel: cancel) {
-                [journal] (j, workers, cancel) throws(EngineError) in
-                let k = todo[j]
+            let runFile = { @Sendable [journal] (k: Int, workers: Int, cancel: CancellationFlag)
+                throws(EngineError) -> (ResumeJournal.Finished, Int) in
                 let (file, plan) = (files[k], plans[k])
                 let path = staging + "/" + plan.outputName
                 let out: OutputFile
@@ -135,6 +131,32 @@ public enum Engine {
                     records: Self.records(plan, stats: outcome.tensorStats, options: options))
                 try journal?.record(finished)
                 return (finished, outcome.uncachedBytes)
+            }
+            // The finished files kept are hashed again from disk beside the work on the others (reading them back
+            // is I/O the work does not wait for); one whose output does not check out is redone after the others.
+            // Nothing kept goes into the manifest unproven.
+            let verified = KeptFiles(journal: journal, found: found, cancel: cancel) { [found] bad in
+                if found.adopted { resumed?(found.report(outputs: plans.map(\.outputName), bad: bad)) }
+            }
+            var kept = found.finished
+            var todo = plans.indices.filter { kept[$0] == nil }
+            var done: [(ResumeJournal.Finished, Int)]
+            do throws(EngineError) {
+                done = try FileRuns.run(count: todo.count, threads: threads, cancel: cancel) { [todo] j, workers, cancel
+                    throws(EngineError) in try runFile(todo[j], workers, cancel)
+                }
+            } catch {
+                verified.abandon()
+                throw error
+            }
+            let bad = try verified.wait()
+            if !bad.isEmpty {
+                let redo = bad.keys.sorted()
+                for k in redo { kept[k] = nil }
+                done += try FileRuns.run(count: redo.count, threads: threads, cancel: cancel) { j, workers, cancel
+                    throws(EngineError) in try runFile(redo[j], workers, cancel)
+                }
+                todo += redo
             }
             for (j, (finished, _)) in done.enumerated() { kept[todo[j]] = finished }
             let perFile = plans.indices.map { kept[$0]! }

@@ -504,18 +504,9 @@ final class Pipeline: @unchecked Sendable {
     }
 
     private func hashInput() {
-        var hash = SHA256()
-        var bytes = 0
-        if let c = start?.checkpoint {
-            // The source up to the checkpoint, read again: the units before it are not redone.
-            do throws(EngineError) {
-                hash = try ResumeJournal.hashPrefix(file.path, count: c.inputOffset)
-            } catch {
-                fail(error)
-                return
-            }
-            bytes = c.inputOffset
-        }
+        // From a checkpoint: the source up to it was hashed again when the checkpoint was taken up.
+        var hash = start?.inputHash ?? SHA256()
+        var bytes = start?.checkpoint.inputOffset ?? 0
         for index in plan.units.indices.dropFirst(start?.checkpoint.unit ?? 0) {
             guard let buffers = completed(index) else { return }
             hash.update(bufferPointer: UnsafeRawBufferPointer(buffers.inputBytes))

@@ -80,10 +80,12 @@ struct FileCheckpoint: Codable, Sendable {
     }
 }
 
-/// A checkpoint taken up again: where to go on, and the output's SHA-256 so far, rebuilt from disk.
+/// A checkpoint taken up again: where to go on, and the output's and the input's SHA-256 so far, rebuilt from disk.
 struct Resumable: Sendable {
     var checkpoint: FileCheckpoint
     var outputHash: SHA256
+    /// The input's SHA-256 over its first `checkpoint.inputOffset` bytes, read again.
+    var inputHash: SHA256
 }
 
 /// What a staging folder keeps so that an interrupted job (SIGKILL, power loss, a transient error) redoes only the
@@ -102,8 +104,9 @@ struct Resumable: Sendable {
 ///
 /// A finished file is reused only when its entry checks out, names the file the plan would write from the same
 /// source (same identity: the source is not read again), and the output in the staging folder has the size and
-/// SHA-256 the entry names, hashed again from disk. Everything else in the staging folder is removed before work
-/// starts. The journal is removed before the manifest is written: a committed output never holds it, and what the
+/// SHA-256 the entry names, hashed again from disk (beside the work on the other files: one that does not check out
+/// is redone after them, and nothing goes into the manifest unproven). Everything else in the staging folder is
+/// removed before work starts. The journal is removed before the manifest is written: a committed output never holds it, and what the
 /// resumed job commits is byte for byte what an uninterrupted one would.
 struct ResumeJournal: Sendable {
     static let folderName = ".journal"
@@ -152,26 +155,44 @@ struct ResumeJournal: Sendable {
     private func partialPath(_ index: Int) -> String { folder + "/file-\(index).partial.json" }
 
     /// What `open` found that may be reused.
-    struct Found {
+    struct Found: Sendable {
+        /// Finished files whose journal entries check out, not yet hashed again from disk: `verify` decides.
         var finished: [Int: Finished] = [:]
+        /// Checkpoints taken up, verified (the output up to each, from disk; the input's hash rebuilt).
         var partial: [Int: Resumable] = [:]
-        var report: ResumeReport?
+        /// Entries not trusted so far, and why.
+        var distrusted: [String] = []
+        /// The staging folder was one an interrupted run left (there is something to report).
+        var adopted = false
+
+        /// What is kept and redone, once `verify` said which finished files are `bad`.
+        func report(outputs: [String], bad: [Int: String]) -> ResumeReport {
+            let kept = finished.keys.filter { bad[$0] == nil }.sorted()
+            return ResumeReport(
+                kept: kept.map { outputs[$0] }, keptSourceBytes: kept.reduce(0) { $0 + finished[$1]!.source.size },
+                redo: outputs.indices.filter { !kept.contains($0) }.map { outputs[$0] },
+                resumedWithin: partial.keys.sorted().map {
+                    let c = partial[$0]!.checkpoint
+                    return "\(outputs[$0]) from its checkpoint at frame \(c.frames.count) (\(c.inputOffset) source "
+                        + "bytes done, \(c.durable + c.tail.count) output bytes kept)"
+                },
+                distrusted: distrusted + bad.sorted { $0.key < $1.key }.map { "\(outputs[$0.key]): \($0.value)" })
+        }
     }
 
-    /// Opens the journal of `staging` for `job`, which writes `outputs` (by index) from the sources `identities`.
-    /// An adopted folder keeps what its journal proves finished, and the checkpoints it proves; everything else in
-    /// it is removed. Returns the journal and what may be reused, verified from disk (with a report, for an
-    /// adopted folder).
-    static func open(staging: String, adopted: Bool, job: Job, outputs: [String], identities: [Identity])
-        throws(EngineError) -> (ResumeJournal, Found)
+    /// Opens the journal of `staging` for `job`, which writes `outputs` (by index) from the sources at `sources`,
+    /// whose identities are `identities`. An adopted folder keeps what its journal says is finished (to be proven by
+    /// `verify`, which may run beside the work on the other files) and the checkpoints it proves, verified here from
+    /// disk; everything else in it is removed.
+    static func open(staging: String, adopted: Bool, job: Job, outputs: [String], sources: [String],
+                     identities: [Identity]) throws(EngineError) -> (ResumeJournal, Found)
     {
         let journal = ResumeJournal(staging: staging)
         guard adopted else {
             try journal.start(job)
             return (journal, Found())
         }
-        var distrusted: [String] = []
-        var finished: [Int: Finished] = [:]
+        var found = Found(adopted: true)
         var partial: [Int: Partial] = [:]
         let jobBytes = try? Files.readWholeFile(journal.folder + "/job.json", limit: 1 << 20, stage: "resume")
         let sameJob = jobBytes.flatMap { try? Self.decoder().decode(Job.self, from: Data($0)) } == job
@@ -181,10 +202,10 @@ struct ResumeJournal: Sendable {
                     switch journal.entry(Finished.self, at: journal.entryPath(index)) {
                     case .success(let entry) where entry.index == index && entry.output.file == output
                         && entry.identity == identities[index]:
-                        finished[index] = entry
+                        found.finished[index] = entry
                         continue
-                    case .success: distrusted.append("\(output): its source changed since it was written")
-                    case .failure(let why): distrusted.append("\(output): \(why)")
+                    case .success: found.distrusted.append("\(output): its source changed since it was written")
+                    case .failure(let why): found.distrusted.append("\(output): \(why)")
                     }
                 }
                 guard Files.kind(journal.partialPath(index)) == .file else { continue }
@@ -192,87 +213,98 @@ struct ResumeJournal: Sendable {
                 case .success(let entry) where entry.index == index && entry.output == output
                     && entry.identity == identities[index]:
                     partial[index] = entry
-                case .success: distrusted.append("\(output) (checkpoint): its source changed since it was written")
-                case .failure(let why): distrusted.append("\(output) (checkpoint): \(why)")
+                case .success: found.distrusted.append("\(output) (checkpoint): its source changed since it was written")
+                case .failure(let why): found.distrusted.append("\(output) (checkpoint): \(why)")
                 }
             }
         } else {
-            distrusted.append(jobBytes == nil ? "job.json missing: started afresh"
-                              : "job.json names other options or another quantd: started afresh")
+            found.distrusted.append(jobBytes == nil ? "job.json missing: started afresh"
+                                    : "job.json names other options or another quantd: started afresh")
         }
         // Nothing but the candidates' outputs and their entries stays.
-        let keep = Set(finished.values.map(\.output.file) + partial.values.map(\.output))
+        let keep = Set(found.finished.values.map(\.output.file) + partial.values.map(\.output))
         for name in try Files.list(staging, stage: "resume") where name != folderName && !keep.contains(name) {
             Files.removeTree(staging + "/" + name)
         }
         if !sameJob { Files.removeTree(journal.folder) }
-        let entries = Set(finished.keys.map { "file-\($0).json" } + partial.keys.map { "file-\($0).partial.json" })
+        let entries = Set(found.finished.keys.map { "file-\($0).json" } + partial.keys.map { "file-\($0).partial.json" })
         if Files.kind(journal.folder) == .directory {
             for name in try Files.list(journal.folder, stage: "resume") where !entries.contains(name) && name != "job.json" {
                 Files.removeTree(journal.folder + "/" + name)
             }
         }
-        // What is kept hashed again from disk, side by side: finished outputs whole, checkpointed ones up to the
-        // checkpoint.
-        enum Check {
-            case whole(Finished), prefix(Partial)
-            var index: Int {
-                switch self {
-                case .whole(let e): e.index
-                case .prefix(let e): e.index
-                }
-            }
-        }
-        let checks = finished.keys.sorted().map { Check.whole(finished[$0]!) }
-            + partial.keys.sorted().map { Check.prefix(partial[$0]!) }
-        let verdicts = Mutex<(bad: [Int: String], hashes: [Int: SHA256])>(([:], [:]))
+        // Each checkpoint: the output up to it hashed again from disk (it must match), and beside that the source
+        // up to it (the input's hash goes on from there), all side by side.
+        let checks = partial.keys.sorted().flatMap { [($0, true), ($0, false)] }
+        let checkpoints = partial.mapValues(\.checkpoint)
+        let verdicts = Mutex<(bad: [Int: String], output: [Int: SHA256], input: [Int: SHA256])>(([:], [:], [:]))
         DispatchQueue.concurrentPerform(iterations: checks.count) { i in
+            let (index, isOutput) = checks[i]
+            let c = checkpoints[index]!
             do throws(EngineError) {
-                switch checks[i] {
-                case .whole(let entry):
-                    let found = try CarriedFiles.hash(staging + "/" + entry.output.file, stage: "resume")
-                    let why = found.size != entry.output.size
-                        ? "\(found.size) bytes on disk, \(entry.output.size) journaled"
-                        : found.sha256 != entry.output.sha256 ? "its sha256 on disk differs from the journal's" : nil
-                    if let why { verdicts.withLock { $0.bad[entry.index] = why } }
-                case .prefix(let entry):
-                    let c = entry.checkpoint
-                    var hash = try Self.hashPrefix(staging + "/" + entry.output, count: c.durable)
+                if isOutput {
+                    var hash = try Self.hashPrefix(staging + "/" + outputs[index], count: c.durable)
                     hash.update(data: c.tail)
                     if hash.finalize().hex == c.outputDigest {
-                        verdicts.withLock { $0.hashes[entry.index] = hash }
+                        verdicts.withLock { $0.output[index] = hash }
                     } else {
-                        verdicts.withLock { $0.bad[entry.index] = "its output differs from the checkpoint's" }
+                        verdicts.withLock { $0.bad[index] = "its output differs from the checkpoint's" }
                     }
+                } else {
+                    let hash = try Self.hashPrefix(sources[index], count: c.inputOffset)
+                    verdicts.withLock { $0.input[index] = hash }
                 }
             } catch {
-                verdicts.withLock { $0.bad[checks[i].index] = error.reason }
+                verdicts.withLock { $0.bad[index] = error.reason }
             }
         }
-        let (bad, hashes) = verdicts.withLock { $0 }
+        let (bad, outputHashes, inputHashes) = verdicts.withLock { $0 }
         for (index, why) in bad.sorted(by: { $0.key < $1.key }) {
-            distrusted.append((partial[index] == nil ? "\(outputs[index]): " : "\(outputs[index]) (checkpoint): ") + why)
-            finished[index] = nil
+            found.distrusted.append("\(outputs[index]) (checkpoint): " + why)
             partial[index] = nil
             Files.removeFile(staging + "/" + outputs[index])
-            Files.removeFile(journal.entryPath(index))
             Files.removeFile(journal.partialPath(index))
         }
         if !sameJob { try journal.start(job) }
         try Files.sync(staging, stage: "resume")
-        var found = Found(finished: finished)
-        for (index, entry) in partial { found.partial[index] = Resumable(checkpoint: entry.checkpoint, outputHash: hashes[index]!) }
-        let kept = finished.keys.sorted()
-        found.report = ResumeReport(
-            kept: kept.map { outputs[$0] }, keptSourceBytes: kept.reduce(0) { $0 + finished[$1]!.source.size },
-            redo: outputs.indices.filter { finished[$0] == nil }.map { outputs[$0] },
-            resumedWithin: partial.keys.sorted().map {
-                let c = partial[$0]!.checkpoint
-                return "\(outputs[$0]) from its checkpoint at frame \(c.frames.count) (\(c.inputOffset) source bytes "
-                    + "done, \(c.durable + c.tail.count) output bytes kept)"
-            },
-            distrusted: distrusted)
+        for (index, entry) in partial {
+            found.partial[index] = Resumable(checkpoint: entry.checkpoint, outputHash: outputHashes[index]!,
+                                             inputHash: inputHashes[index]!)
+        }
         return (journal, found)
+    }
+
+    /// Hashes the outputs of `finished` again from disk, side by side: those whose size or SHA-256 differs from
+    /// the journal's (or that cannot be read) are removed with their entries, to be redone. Returns them, with
+    /// why. Stops early, returning all that were not checked as bad, once `cancel` is set.
+    func verify(_ finished: [Int: Finished], cancel: CancellationFlag) -> [Int: String] {
+        let entries = finished.keys.sorted().map { finished[$0]! }
+        let bad = Mutex<[Int: String]>([:])
+        DispatchQueue.concurrentPerform(iterations: entries.count) { i in
+            let entry = entries[i]
+            do throws(EngineError) {
+                let found = try CarriedFiles.stream(staging + "/" + entry.output.file, stage: "resume") {
+                    _ throws(EngineError) in
+                    if cancel.isCancelled {
+                        throw EngineError(.cancelled, file: "", reason: "cancelled", stage: "resume")
+                    }
+                }
+                let why = found.size != entry.output.size
+                    ? "\(found.size) bytes on disk, \(entry.output.size) journaled"
+                    : found.sha256 != entry.output.sha256 ? "its sha256 on disk differs from the journal's" : nil
+                if let why { bad.withLock { $0[entry.index] = why } }
+            } catch {
+                bad.withLock { $0[entry.index] = error.reason }
+            }
+        }
+        let found = bad.withLock { $0 }
+        guard !cancel.isCancelled else { return found }
+        for index in found.keys {
+            Files.removeFile(staging + "/" + entries.first { $0.index == index }!.output.file)
+            Files.removeFile(entryPath(index))
+        }
+        if !found.isEmpty { try? Files.sync(staging, stage: "resume") }
+        return found
     }
 
     /// SHA-256 state over the first `count` bytes of the file at `path` (refused when it is shorter).
@@ -365,5 +397,43 @@ struct ResumeJournal: Sendable {
         let d = JSONDecoder()
         d.keyDecodingStrategy = .convertFromSnakeCase
         return d
+    }
+}
+
+/// The finished files a resumed job keeps, hashed again from disk (`ResumeJournal.verify`) on a thread of their
+/// own while the job works on the others; `done` is told which did not check out as soon as that is known (at
+/// once when there is nothing to hash).
+final class KeptFiles: Sendable {
+    private let group = DispatchGroup()
+    private let flag: CancellationFlag
+    private let bad = Mutex<[Int: String]>([:])
+
+    init(journal: ResumeJournal?, found: ResumeJournal.Found, cancel: CancellationFlag?,
+         done: @escaping @Sendable ([Int: String]) -> Void)
+    {
+        flag = CancellationFlag(parent: cancel)
+        guard let journal, !found.finished.isEmpty else {
+            done([:])
+            return
+        }
+        // A queue of its own (a thread of its own): the reads block.
+        DispatchQueue(label: "quantd.kept").async(group: group) { [self] in
+            let result = journal.verify(found.finished, cancel: flag)
+            bad.withLock { $0 = result }
+            if !flag.isCancelled { done(result) }
+        }
+    }
+
+    /// Stops hashing (the job failed) and waits for the thread to be done with the staging folder.
+    func abandon() {
+        flag.cancel()
+        group.wait()
+    }
+
+    /// The kept files that did not check out (removed, to be redone), once all were hashed.
+    func wait() throws(EngineError) -> [Int: String] {
+        group.wait()
+        if flag.isCancelled { throw EngineError(.cancelled, file: "", reason: "cancelled", stage: "resume") }
+        return bad.withLock { $0 }
     }
 }
