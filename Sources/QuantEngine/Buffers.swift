@@ -1,8 +1,12 @@
+import QuantSystem
+
 /// A growable, page-aligned scratch buffer (O_DIRECT reads land in it) that is reused across work units: it
 /// reallocates only when a unit needs more than it has ever held.
 struct ScratchBuffer: ~Copyable {
     private(set) var pointer: UnsafeMutableRawPointer
     private(set) var capacity: Int
+    /// Bytes mapped from the kernel (`PageMemory`), 0 when `pointer` came from malloc.
+    private var mapped = 0
     static let alignment = 4096
 
     init() {
@@ -10,17 +14,26 @@ struct ScratchBuffer: ~Copyable {
         pointer = .allocate(byteCount: 64, alignment: Self.alignment)
     }
 
-    deinit { pointer.deallocate() }
+    deinit { Self.free(pointer, mapped: mapped) }
 
     /// At least `bytes` of room; the contents are not kept when it grows.
     mutating func reserve(_ bytes: Int) -> UnsafeMutableRawBufferPointer {
         if bytes > capacity {
-            pointer.deallocate()
-            let rounded = max(bytes, capacity * 5 / 4)
-            pointer = .allocate(byteCount: max(rounded, 64), alignment: Self.alignment)
+            Self.free(pointer, mapped: mapped)
+            let rounded = max(bytes, capacity * 5 / 4, 64)
+            // Large blocks are mapped, so that a freed one goes back to the kernel (PageMemory).
+            if rounded >= PageMemory.threshold, let block = PageMemory.map(rounded) {
+                (pointer, mapped) = (block, rounded)
+            } else {
+                (pointer, mapped) = (.allocate(byteCount: rounded, alignment: Self.alignment), 0)
+            }
             capacity = rounded
         }
         return UnsafeMutableRawBufferPointer(start: pointer, count: bytes)
+    }
+
+    private static func free(_ pointer: UnsafeMutableRawPointer, mapped: Int) {
+        if mapped > 0 { PageMemory.unmap(pointer, mapped) } else { pointer.deallocate() }
     }
 }
 
