@@ -9,7 +9,8 @@ import Zstd
 /// One in-process throughput figure: GB/s of input (fp32 for the kernels) over the best of several runs.
 struct KernelFigure: Codable, Sendable {
     var name: String
-    /// Rows of 4096 values: `KernelBench.rows` (from memory) or `KernelBench.unitRows` (one engine unit, in cache).
+    /// Rows of 4096 values: `KernelBench.rows` (from memory), `KernelBench.unitRows` (one engine unit, in cache) or
+    /// `KernelBench.l2Rows` (1 MiB, in L2).
     var rows: Int
     var threads: Int
     var bytes: Int
@@ -20,14 +21,18 @@ struct KernelFigure: Codable, Sendable {
 /// Kernel throughput on a 4096 x 4096 fp32 matrix (64 MiB, larger than the caches), no files involved: each
 /// kernel on one thread, then with rows split evenly over `threads` threads by DispatchQueue.concurrentPerform.
 /// Then the same kernels on its first 256 rows, one engine unit (4 MiB, `Planner.unitBytes`), run again and again
-/// so that it stays in the caches, as a unit that a worker has just read is when the kernel runs: the first
-/// figures are bound by the memory of the machine as much as by the kernels, the second ones by the kernels.
+/// so that it stays in the caches, as a unit that a worker has just read is when the kernel runs, and on its first
+/// 64 rows (1 MiB, in L2): the first figures are bound by the memory of the machine as much as by the kernels, the
+/// second ones by the cache the unit fits in (L3 on cores with 2 MiB of L2), the third ones by the kernels.
 /// Also the two other per-byte costs of a job, measured the same way: sha256 (swift-crypto, as the engine
 /// hashes) and libzstd at the engine's level and at level 1 on the int8 codes.
 enum KernelBench {
     static let rows = 4096
     static let cols = 4096
     static let unitRows = Planner.unitBytes / (cols * 4)
+    /// 1 MiB of input: in the L2 cache of current x86 cores (1-2 MiB each), where the kernels run at their compute
+    /// speed; a 4 MiB unit is served from L3 on such cores.
+    static let l2Rows = (1 << 20) / (cols * 4)
 
     static func run(threads: Int, repeats: Int, level: Int) throws(BenchError) -> [KernelFigure] {
         let count = rows * cols
@@ -75,8 +80,8 @@ enum KernelBench {
         ]
         var figures: [KernelFigure] = []
         let threadCounts = threads > 1 ? [1, threads] : [1]
-        // The unit runs 16 times as many rounds: each is 16 times shorter.
-        for (r, runs) in [(rows, repeats), (unitRows, repeats * (rows / unitRows))] {
+        // Smaller inputs run as many more rounds as they are shorter.
+        for (r, runs) in [(rows, repeats), (unitRows, repeats * (rows / unitRows)), (l2Rows, repeats * (rows / l2Rows))] {
             for (name, kernel) in kernels {
                 for t in threadCounts {
                     let best = bestTime(runs) { split(r, over: t, kernel) }

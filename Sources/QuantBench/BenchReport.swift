@@ -97,7 +97,8 @@ enum BenchTable {
             + ", page-cache read pass \(Format.fixed(c.readPassGBPerSecond, 1)) GB/s (1 thread)")
 
         let threadCounts = Array(Set(r.kernels.map(\.threads))).sorted()
-        for (rows, title) in [(KernelBench.rows, "from memory"), (KernelBench.unitRows, "one unit in cache")] {
+        for (rows, title) in [(KernelBench.rows, "from memory"), (KernelBench.unitRows, "one unit in cache"),
+                              (KernelBench.l2Rows, "1 MiB, in L2")] {
             let figures = r.kernels.filter { $0.rows == rows }
             var names: [String] = []
             for k in figures where !names.contains(k.name) { names.append(k.name) }
