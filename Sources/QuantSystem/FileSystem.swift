@@ -289,6 +289,19 @@ public enum FileSystem {
 
     /// A line on standard error, for what must be seen even when the log goes to a file.
     /// Ends the process at once with `status` (no clean-up beyond the C library's).
+    /// This process's peak resident set since it started its program (VmHWM of /proc/self/status), nil where it
+    /// cannot be read. Unlike the `ru_maxrss` a parent gets from wait4, it does not count the pages of the process
+    /// that spawned it: posix_spawn's child shares its parent's memory until exec, and exec records that peak.
+    public static func peakResidentBytes() -> Int? {
+        guard let bytes = try? readFile(FilePath("/proc/\(processID)/status"), limit: 1 << 16) else { return nil }
+        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            // "VmHWM:\t   84016 kB"
+            let fields = line.dropFirst("VmHWM:".count).split(whereSeparator: { $0 == " " || $0 == "\t" })
+            return fields.first.flatMap { Int($0) }.map { $0 * 1024 }
+        }
+        return nil
+    }
+
     public static func exit(status: Int32) -> Never { Glibc.exit(status) }
 
     public static func printError(_ text: String) {

@@ -141,6 +141,7 @@ struct Quantize: ParsableCommand {
         if let worst = t.worstTensor, let db = t.worstSqnrDb {
             line += "; worst tensor \(worst) at \(Format.fixed(db, 1)) dB SQNR"
         }
+        if let peak = FileSystem.peakResidentBytes() { line += "; peak RSS \(peak >> 20) MiB" }
         print(line)
     }
 }
