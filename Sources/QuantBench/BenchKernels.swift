@@ -81,7 +81,8 @@ enum KernelBench {
         var figures: [KernelFigure] = []
         let threadCounts = threads > 1 ? [1, threads] : [1]
         // Smaller inputs run as many more rounds as they are shorter.
-        for (r, runs) in [(rows, repeats), (unitRows, repeats * (rows / unitRows)), (l2Rows, repeats * (rows / l2Rows))] {
+        for r in [rows, unitRows, l2Rows] {
+            let runs = repeats * (rows / r)
             for (name, kernel) in kernels {
                 for t in threadCounts {
                     let best = bestTime(runs) { split(r, over: t, kernel) }

@@ -307,14 +307,15 @@ public struct Spool: Sendable {
                 // A folder whose flock is held is a job's (one of this daemon's took it over to resume it, after
                 // an earlier pass requeued its claim): it is left alone. The lock is kept while the folder is
                 // removed, so that no job takes it over meanwhile.
-                guard case .free(let lock) = Self.lockStaging(out + "/" + name) else { continue }
+                let lock = FileSystem.lockFolder(FilePath(out + "/" + name))
+                if case .held = lock { continue }
                 do {
                     try FS.removeTree(out + "/" + name)
                     recovery.removedStaging.append(name)
                 } catch {
                     recovery.problems.append(error.description)
                 }
-                try? lock?.close()
+                if case .locked(let fd) = lock { try? fd.close() }
             }
             try? FS.syncDirectory(out)
             for name in plan.recordTemps { try? FS.unlink(failed + "/" + name) }
@@ -326,30 +327,6 @@ public struct Spool: Sendable {
         touched.formUnion((recovery.removedStaging + recovery.keptStaging).compactMap(Self.stagingOwner))
         recovery.deadInstances = RecoveryPlan.deadInstances(owners: owners, instance: instance, touched: touched)
         return recovery
-    }
-
-    private enum StagingLock {
-        /// Locked here (nil: not a folder that can be locked, left to removeTree).
-        case free(FileDescriptor?)
-        /// A process holds it.
-        case held
-    }
-
-    /// Locks the staging folder at `path` as `StagedFolder` does (flock, exclusive, without waiting).
-    private static func lockStaging(_ path: String) -> StagingLock {
-        let folder = FilePath(path)
-        guard let fd = try? FileDescriptor.openFile(folder, .readOnly, options: [.directory, .noFollow]) else {
-            return .free(nil)
-        }
-        do throws(SystemError) {
-            if try fd.lock(exclusive: true, wait: false, path: folder) { return .free(fd) }
-            try? fd.close()
-            return .held
-        } catch {
-            // No flock on this file system: no job can hold the folder either.
-            try? fd.close()
-            return .free(nil)
-        }
     }
 
     private func recoverClaims(_ plan: RecoveryPlan, keepInputs: Bool, into recovery: inout Recovery) {

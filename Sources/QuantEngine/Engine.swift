@@ -135,8 +135,9 @@ public enum Engine {
             // The finished files kept are hashed again from disk beside the work on the others (reading them back
             // is I/O the work does not wait for); one whose output does not check out is redone after the others.
             // Nothing kept goes into the manifest unproven.
+            let adopted = folder.adopted
             let verified = KeptFiles(journal: journal, found: found, cancel: cancel) { [found] bad in
-                if found.adopted { resumed?(found.report(outputs: plans.map(\.outputName), bad: bad)) }
+                if adopted { resumed?(found.report(outputs: plans.map(\.outputName), bad: bad)) }
             }
             var kept = found.finished
             var todo = plans.indices.filter { kept[$0] == nil }

@@ -162,15 +162,13 @@ struct ResumeJournal: Sendable {
         var partial: [Int: Resumable] = [:]
         /// Entries not trusted so far, and why.
         var distrusted: [String] = []
-        /// The staging folder was one an interrupted run left (there is something to report).
-        var adopted = false
 
         /// What is kept and redone, once `verify` said which finished files are `bad`.
         func report(outputs: [String], bad: [Int: String]) -> ResumeReport {
             let kept = finished.keys.filter { bad[$0] == nil }.sorted()
             return ResumeReport(
                 kept: kept.map { outputs[$0] }, keptSourceBytes: kept.reduce(0) { $0 + finished[$1]!.source.size },
-                redo: outputs.indices.filter { !kept.contains($0) }.map { outputs[$0] },
+                redo: outputs.indices.filter { finished[$0] == nil || bad[$0] != nil }.map { outputs[$0] },
                 resumedWithin: partial.keys.sorted().map {
                     let c = partial[$0]!.checkpoint
                     return "\(outputs[$0]) from its checkpoint at frame \(c.frames.count) (\(c.inputOffset) source "
@@ -192,7 +190,7 @@ struct ResumeJournal: Sendable {
             try journal.start(job)
             return (journal, Found())
         }
-        var found = Found(adopted: true)
+        var found = Found()
         var partial: [Int: Partial] = [:]
         let jobBytes = try? Files.readWholeFile(journal.folder + "/job.json", limit: 1 << 20, stage: "resume")
         let sameJob = jobBytes.flatMap { try? Self.decoder().decode(Job.self, from: Data($0)) } == job
@@ -300,7 +298,7 @@ struct ResumeJournal: Sendable {
         let found = bad.withLock { $0 }
         guard !cancel.isCancelled else { return found }
         for index in found.keys {
-            Files.removeFile(staging + "/" + entries.first { $0.index == index }!.output.file)
+            Files.removeFile(staging + "/" + finished[index]!.output.file)
             Files.removeFile(entryPath(index))
         }
         if !found.isEmpty { try? Files.sync(staging, stage: "resume") }

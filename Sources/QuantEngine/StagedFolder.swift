@@ -55,12 +55,7 @@ final class StagedFolder {
 
     /// An exclusive lock on the folder at `path`, nil when it is held (or the file system has no flock).
     private static func lock(_ path: String) -> FileDescriptor? {
-        let folder = FilePath(path)
-        guard let fd = try? FileDescriptor.openFile(folder, .readOnly, options: [.directory, .noFollow]) else {
-            return nil
-        }
-        if (try? fd.lock(exclusive: true, wait: false, path: folder)) == true { return fd }
-        try? fd.close()
+        if case .locked(let fd) = FileSystem.lockFolder(FilePath(path)) { return fd }
         return nil
     }
 

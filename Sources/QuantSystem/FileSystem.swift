@@ -287,13 +287,39 @@ public enum FileSystem {
         return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 
-    /// A line on standard error, for what must be seen even when the log goes to a file.
-    /// Ends the process at once with `status` (no clean-up beyond the C library's).
+    /// What `lockFolder` found.
+    public enum FolderLock {
+        /// Locked by this call: the lock lasts until the descriptor is closed.
+        case locked(FileDescriptor)
+        /// Another open description holds it (another process, or another lock of this one).
+        case held
+        /// Not a folder that can be opened, or a file system without flock: nobody can hold it either.
+        case unavailable
+    }
+
+    /// An exclusive flock on the folder at `path`, without waiting. Staging folders are held so by the job working
+    /// in them (`StagedFolder`), and recovery takes the same lock before it removes one.
+    public static func lockFolder(_ path: FilePath) -> FolderLock {
+        guard let fd = try? FileDescriptor.openFile(path, .readOnly, options: [.directory, .noFollow]) else {
+            return .unavailable
+        }
+        let locked: Bool
+        do throws(SystemError) {
+            locked = try fd.lock(exclusive: true, wait: false, path: path)
+        } catch {
+            try? fd.close()
+            return .unavailable
+        }
+        if locked { return .locked(fd) }
+        try? fd.close()
+        return .held
+    }
+
     /// This process's peak resident set since it started its program (VmHWM of /proc/self/status), nil where it
     /// cannot be read. Unlike the `ru_maxrss` a parent gets from wait4, it does not count the pages of the process
     /// that spawned it: posix_spawn's child shares its parent's memory until exec, and exec records that peak.
     public static func peakResidentBytes() -> Int? {
-        guard let bytes = try? readFile(FilePath("/proc/\(processID)/status"), limit: 1 << 16) else { return nil }
+        guard let bytes = try? readFile(FilePath("/proc/self/status"), limit: 1 << 16) else { return nil }
         for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") where line.hasPrefix("VmHWM:") {
             // "VmHWM:\t   84016 kB"
             let fields = line.dropFirst("VmHWM:".count).split(whereSeparator: { $0 == " " || $0 == "\t" })
@@ -302,8 +328,10 @@ public enum FileSystem {
         return nil
     }
 
+    /// Ends the process at once with `status` (no clean-up beyond the C library's).
     public static func exit(status: Int32) -> Never { Glibc.exit(status) }
 
+    /// A line on standard error, for what must be seen even when the log goes to a file.
     public static func printError(_ text: String) {
         let line = Array((text + "\n").utf8)
         line.withUnsafeBytes { _ = try? FileDescriptor.standardError.writeAll($0) }
