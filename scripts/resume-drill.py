@@ -9,6 +9,7 @@ links, so nothing is copied. Whole job: from the daemon's start to its `committe
 --whole-runs runs; the first is the reference output). After the kill: from the second daemon's start to its
 `committed` line. --timeline prints the restarted daemon's events, timed from its start. Exits 1 when the outputs differ."""
 import argparse, json, os, shutil, signal, subprocess, sys, tempfile, time
+from datetime import datetime
 
 from outputs import contents
 
@@ -46,18 +47,14 @@ def wait_for(log, event, proc, timeout=120):
 
 
 def timeline(log, started):
-    """Each event of `log` at its time from `started` (monotonic; the log's clock is the wall clock)."""
+    """Each event of `log` at its time from `started` (monotonic; the log's `time` is the wall clock)."""
     offset = time.time() - time.monotonic()
     with open(log) as f:
         for line in f:
             entry = json.loads(line)
-            stamp = entry.get("ts") or entry.get("time") or entry.get("timestamp")
-            at = ""
-            if isinstance(stamp, str):
-                from datetime import datetime
-                at = f"{datetime.fromisoformat(stamp.replace('Z', '+00:00')).timestamp() - offset - started:7.3f} s"
+            at = datetime.fromisoformat(entry["time"].replace("Z", "+00:00")).timestamp() - offset - started
             extra = {k: entry[k] for k in ("seconds", "kept", "files", "resumed_within") if k in entry}
-            print(f"    {at:>9}  {entry.get('event')}  {extra if extra else ''}")
+            print(f"    {at:7.3f} s  {entry.get('event')}  {extra if extra else ''}")
 
 
 def start(quantd, spool, log, threads):
