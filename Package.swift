@@ -27,7 +27,7 @@ import PackageDescription
 let uncheckedFlags = ["-Ounchecked", "-enforce-exclusivity=unchecked"]
 let unchecked: [SwiftSetting] = [.unsafeFlags(uncheckedFlags, .when(configuration: .release))]
 func kernelBuild(_ name: String, march: String?) -> Target {
-    .target(name: name, dependencies: ["QuantizationCore"],
+    .target(name: name, dependencies: ["QuantizationCore", "CPrefetch"],
             swiftSettings: [.unsafeFlags(uncheckedFlags + (march.map { ["-Xcc", "-march=\($0)"] } ?? []))])
 }
 
@@ -62,6 +62,8 @@ let package = Package(
         kernelBuild("KernelsV3", march: "x86-64-v3"),
         kernelBuild("KernelsV4", march: "x86-64-v4"),
         .target(name: "CPUFeatures"),
+        /// A cache prefetch hint for the kernels (Swift has none).
+        .target(name: "CPrefetch"),
         /// The kernels' API: size checks, then the build of the fast kernels that this CPU runs best.
         .target(
             name: "Quantization",

@@ -50,6 +50,7 @@ public struct QuantParams: Sendable, Hashable {
     /// Double, so that it cannot overflow) rounded up to `format`, zeroPoint = clamp(round_half_even(qmin -
     /// lo / scale), qmin, qmax) with qmin = -2^(bits-1) (also in Double). An empty or all-zero range gives scale 1
     /// and zero point 0. NaN bounds count as 0.
+    @inlinable
     public static func asymmetric(min: Float, max: Float, bits: Int = 8, format: ScaleFormat = .f32) -> QuantParams {
         let lo = min.isNaN ? 0 : Swift.max(Swift.min(min, 0), -.greatestFiniteMagnitude)
         let hi = max.isNaN ? 0 : Swift.min(Swift.max(max, 0), .greatestFiniteMagnitude)
@@ -61,7 +62,7 @@ public struct QuantParams: Sendable, Hashable {
     }
 
     /// The multiplier applied to inputs before rounding; shared by every kernel so that all agree bit for bit.
-    @inlinable package var inverseScale: Float { 1 / scale }
+    @inlinable public var inverseScale: Float { 1 / scale }
 }
 
 /// How scales are stored. The params functions round each scale up to this format, so that the codes are made
@@ -266,30 +267,30 @@ func adjacent(_ x: Float, upward: Bool) -> Float {
 ///
 /// With v = x * inverseScale, the code is clamp(round_half_even(v), lowest, highest) + zeroPoint, where
 /// [lowest, highest] = [qmin - zp, qmax - zp]. NaN inputs get the code qmax and are not counted as clipped.
-package struct Codebook {
-    package let scale: Float
-    package let inverseScale: Float
-    package let zeroPoint: Int32
+public struct Codebook {
+    public let scale: Float
+    public let inverseScale: Float
+    public let zeroPoint: Int32
     /// Bounds of round(v), as exact floats.
-    package let lowest: Float
-    package let highest: Float
+    public let lowest: Float
+    public let highest: Float
     /// round_half_even(v) > highest exactly when v >= clipFrom (a tie rounds up only to an even code).
-    package let clipFrom: Float
+    public let clipFrom: Float
     /// round_half_even(v) < lowest exactly when v <= clipTo.
-    package let clipTo: Float
+    public let clipTo: Float
 
     /// 8-bit codes (the fused path's, per group: the bounds are constants here).
     @inlinable @inline(__always)
-    package init(_ params: QuantParams, symmetric: Bool) {
+    public init(_ params: QuantParams, symmetric: Bool) {
         self.init(params, qmin: symmetric ? -127 : -128, qmax: 127)
     }
 
-    @inlinable package init(_ params: QuantParams, grid: CodeGrid) {
+    @inlinable public init(_ params: QuantParams, grid: CodeGrid) {
         self.init(params, qmin: Int32(grid.qmin), qmax: Int32(grid.qmax))
     }
 
     @inlinable @inline(__always)
-    package init(_ params: QuantParams, qmin: Int32, qmax: Int32) {
+    public init(_ params: QuantParams, qmin: Int32, qmax: Int32) {
         scale = params.scale
         inverseScale = params.inverseScale
         zeroPoint = Int32(params.zeroPoint)

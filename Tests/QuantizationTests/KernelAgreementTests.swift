@@ -54,12 +54,13 @@ import TestSupport
         }
     }
 
-    /// `quantizeGroups` agrees on rows long enough to flush the lane sums, with one row per channel.
+    /// `quantizeGroups` agrees on rows long enough to flush the lane sums and to span several batches of groups
+    /// (the fast kernel's batches hold 2048 values; a short group ends each row), with one row per channel.
     @Test(arguments: runnableVariants) func quantizeGroupsAgreesOnRowsLongEnoughToFlushTheLaneSums(_ variant: KernelVariant) {
         var rng = SeededRandom(seed: 2)
         let rows = 3, cols = 9_001
         let x = makeRow(.outliers, count: rows * cols, using: &rng)
-        for groupSize in [128, 4096, cols] {
+        for groupSize in [1, 17, 128, 4096, cols] {
             for symmetric in [true, false] {
                 let fast = runTile(fastGroups(variant), x, rows: rows, cols: cols, groupSize: groupSize,
                                    symmetric: symmetric)
