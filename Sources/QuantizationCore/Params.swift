@@ -35,7 +35,7 @@ public struct QuantParams: Sendable, Hashable {
     /// The one place symmetric params come from a range: scale = absmax / qmax (qmax = 2^(bits-1) - 1, so 127 at
     /// 8 bits; scale 1 when absmax is 0), rounded up to `format` (so that what is stored is what quantizes).
     /// A NaN absmax counts as 0 and an infinite one as the largest finite float.
-    @inlinable @inline(__always)
+    @inlinable @inline(always)
     public static func symmetric(absmax: Float, bits: Int = 8, format: ScaleFormat = .f32) -> QuantParams {
         let a = absmax.isNaN ? 0 : Swift.min(abs(absmax), .greatestFiniteMagnitude)
         guard a > 0 else { return QuantParams(scale: 1, zeroPoint: 0) }
@@ -50,7 +50,7 @@ public struct QuantParams: Sendable, Hashable {
     /// Double, so that it cannot overflow) rounded up to `format`, zeroPoint = clamp(round_half_even(qmin -
     /// lo / scale), qmin, qmax) with qmin = -2^(bits-1) (also in Double). An empty or all-zero range gives scale 1
     /// and zero point 0. NaN bounds count as 0.
-    @inlinable
+    @inlinable @inline(always)
     public static func asymmetric(min: Float, max: Float, bits: Int = 8, format: ScaleFormat = .f32) -> QuantParams {
         let lo = min.isNaN ? 0 : Swift.max(Swift.min(min, 0), -.greatestFiniteMagnitude)
         let hi = max.isNaN ? 0 : Swift.min(Swift.max(max, 0), .greatestFiniteMagnitude)
@@ -256,7 +256,7 @@ public struct TileResult: Sendable, Hashable {
 
 /// The float next to a nonzero finite `x`, above it when `upward`, else below: a cheap `nextUp`/`nextDown`
 /// for the half-integers that bound the codes.
-@inlinable @inline(__always)
+@inlinable @inline(always)
 func adjacent(_ x: Float, upward: Bool) -> Float {
     // Adding 1 to the bit pattern moves away from zero.
     let step: UInt32 = (x > 0) == upward ? 1 : 0xffff_ffff
@@ -280,16 +280,17 @@ public struct Codebook {
     public let clipTo: Float
 
     /// 8-bit codes (the fused path's, per group: the bounds are constants here).
-    @inlinable @inline(__always)
+    @inlinable @inline(always)
     public init(_ params: QuantParams, symmetric: Bool) {
         self.init(params, qmin: symmetric ? -127 : -128, qmax: 127)
     }
 
-    @inlinable public init(_ params: QuantParams, grid: CodeGrid) {
+    @inlinable @inline(always)
+    public init(_ params: QuantParams, grid: CodeGrid) {
         self.init(params, qmin: Int32(grid.qmin), qmax: Int32(grid.qmax))
     }
 
-    @inlinable @inline(__always)
+    @inlinable @inline(always)
     public init(_ params: QuantParams, qmin: Int32, qmax: Int32) {
         scale = params.scale
         inverseScale = params.inverseScale
