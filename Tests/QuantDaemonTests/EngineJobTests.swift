@@ -201,14 +201,20 @@ struct EngineJobTests {
     }
 
     /// Waits until the engine stages `out/.NAME.tmp-*`: the job is then certainly in the middle.
-    func waitForStaging(_ scratch: TempDir, _ name: String) async throws {
+    /// Waits for a staging folder of `name`; with `journaled`, for one holding its resume journal (`job.json`),
+    /// the point from which a killed job's folder is taken over: a folder killed before it is removed instead.
+    func waitForStaging(_ scratch: TempDir, _ name: String, journaled: Bool = false) async throws {
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {
-            if scratch.names("out").contains(where: { $0.hasPrefix("." + name + ".tmp-") }) { return }
+            let staging = scratch.names("out").filter { $0.hasPrefix("." + name + ".tmp-") }
+            if !journaled && !staging.isEmpty { return }
+            if journaled && staging.contains(where: {
+                FileManager.default.fileExists(atPath: scratch.spool + "/out/" + $0 + "/.journal/job.json")
+            }) { return }
             if scratch.names("out").contains(name) { throw TestError("the job ended before it was seen running") }
             try await Task.sleep(for: .milliseconds(2))
         }
-        throw TestError("no staging folder for \(name)")
+        throw TestError("no staging folder for \(name)\(journaled ? " with a journal" : "")")
     }
 
     /// Settings that make a job take seconds whatever the machine: zstd level 19 is about 100 times slower than 3.
@@ -227,7 +233,8 @@ struct EngineJobTests {
             let daemon = try DaemonProcess(arguments: arguments, scratch: scratch)
             defer { daemon.stop() }
             try await daemon.waitFor("claimed", count: round)
-            try await waitForStaging(scratch, "big")
+            // Killed once its journal is there: the last run must find a folder to take over (`resumed`).
+            try await waitForStaging(scratch, "big", journaled: true)
             daemon.signal(SIGKILL)
             _ = try await daemon.waitForExit()
             // No partial output under its final name; the input is still in the spool.
