@@ -70,10 +70,10 @@ package enum FastKernels: KernelBuild {
             withUnsafeTemporaryAllocation(of: Codebook.self, capacity: batch) { books in
                 guard let ranges = ranges.baseAddress, let books = books.baseAddress else { return }
                 for r in 0..<rows {
+                    let row = xs + r * cols, codes = qs + r * cols
                     var first = 0
                     while first < groups {
                         let count = Swift.min(batch, groups - first)
-                        let row = xs + r * cols, codes = qs + r * cols
                         // Calibration step: the group's range gives its params (min/max calibration). Other
                         // calibrators take `calibratedGroups`, which keeps this loop as it is.
                         for k in 0..<count {
@@ -589,10 +589,10 @@ func applyRun<Mode: ApplyMode, Shift: ZeroPointMode>(
             vector(i, &sse, &sss, &maxError, &clipped)
             i &+= 16
         }
+        sse += sse1
+        sss += sss1
+        maxError = maxError.replacing(with: maxError1, where: maxError1 .> maxError)
     }
-    sse += sse1
-    sss += sss1
-    maxError = maxError.replacing(with: maxError1, where: maxError1 .> maxError)
     // Tail: the same operations on single values, summed into lane 0.
     while i < n {
         let xv = x[i]
