@@ -6,9 +6,17 @@ import SystemPackage
 public typealias LogLine = [String: Any]
 
 /// Every line of a JSON Lines log (none when there is no file); throws at the first line that is not an object.
-public func readLog(_ path: String) throws -> [LogLine] {
+///
+/// `live`: a process may be writing the log as it is read. A `write` to a regular file is not atomic against a
+/// concurrent `read`, so the read can end inside the line being written: its unterminated tail is left for the
+/// next read. Read without `live` (the writer is gone), an unterminated last line is a torn line and throws.
+public func readLog(_ path: String, live: Bool = false) throws -> [LogLine] {
     guard let data = FileManager.default.contents(atPath: path) else { return [] }
-    let text = String(decoding: data, as: UTF8.self)
+    var text = Substring(String(decoding: data, as: UTF8.self))
+    if let last = text.last, last != "\n" {
+        guard live else { throw TestError("\(path): its last line is torn (no newline): \(text.suffix(200))") }
+        text = text.lastIndex(of: "\n").map { text[...$0] } ?? ""
+    }
     var lines: [LogLine] = []
     for line in text.split(separator: "\n") {
         let object = try JSONSerialization.jsonObject(with: Data(line.utf8))
@@ -102,7 +110,8 @@ public final class DaemonProcess {
 
     public var stderr: String { String(decoding: (try? TempDir.read(stderrPath)) ?? [], as: UTF8.self) }
 
-    public func lines() throws -> [LogLine] { try readLog(logPath ?? stderrPath) }
+    /// The log's complete lines; while the daemon runs, the line it may be writing is left for the next call.
+    public func lines() throws -> [LogLine] { try readLog(logPath ?? stderrPath, live: process.isRunning) }
 
     /// Waits until the log holds `count` lines with `event` (and matching `where`), or fails after `timeout`.
     @discardableResult
