@@ -64,6 +64,9 @@ let package = Package(
         .target(name: "CPUFeatures"),
         /// A cache prefetch hint for the kernels (Swift has none).
         .target(name: "CPrefetch"),
+        /// SHA-256's compression function, with the SHA extensions and in portable C: the input's hash, whose state
+        /// a checkpoint saves (swift-crypto's cannot be saved).
+        .target(name: "CSHA256"),
         /// The kernels' API: size checks, then the build of the fast kernels that this CPU runs best.
         .target(
             name: "Quantization",
@@ -73,7 +76,7 @@ let package = Package(
         .target(
             name: "QuantEngine",
             dependencies: [
-                "Zstd", "SafeTensors", "Quantization", "QuantSystem",
+                "Zstd", "SafeTensors", "Quantization", "QuantSystem", "CSHA256", "CPUFeatures",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
@@ -127,6 +130,7 @@ let package = Package(
             dependencies: [
                 "QuantEngine", "Quantization", "Zstd", "SafeTensors", "QuantSystem", "TestSupport",
                 .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .testTarget(name: "QuantDaemonTests", dependencies: ["QuantDaemon", "QuantEngine", "QuantSystem", "TestSupport"]),

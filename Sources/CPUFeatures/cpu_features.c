@@ -34,6 +34,7 @@ unsigned quantd_cpu_features(void) {
         if (b & (1u << 3)) f |= QUANTD_CPU_BMI1;
         if (b & (1u << 8)) f |= QUANTD_CPU_BMI2;
         if (ymm && (b & (1u << 5))) f |= QUANTD_CPU_AVX2;
+        if (b & (1u << 29)) f |= QUANTD_CPU_SHA;
         if (zmm && (b & (1u << 16))) f |= QUANTD_CPU_AVX512F;
         if (zmm && (b & (1u << 17))) f |= QUANTD_CPU_AVX512DQ;
         if (zmm && (b & (1u << 28))) f |= QUANTD_CPU_AVX512CD;

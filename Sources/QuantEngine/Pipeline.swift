@@ -106,12 +106,18 @@ final class Pipeline: @unchecked Sendable {
     private let start: Resumable?
     /// Checkpoints after a unit that ends a tensor, at least `every` source bytes apart (`ResumeJournal`).
     private let checkpoints: (every: Int, save: (FileCheckpoint) throws(EngineError) -> Void)?
+    /// The units after which a checkpoint is taken (a function of the plan: the writer and the hasher both know).
+    private let checkpointUnits: Set<Int>
+    /// The input hash's state after each unit of `checkpointUnits`, saved by the hasher for the writer's
+    /// checkpoint (none for swift-crypto's hash).
+    private var inputStates: [Int: SHA256Midstate] = [:]
 
     init(plan: FilePlan, file: SafeTensorsFile, level: Int, threads: Int, budget: ByteBudget?,
          cancel: CancellationFlag?, from start: Resumable? = nil,
          checkpoints: (every: Int, save: (FileCheckpoint) throws(EngineError) -> Void)? = nil) {
         self.start = start
         self.checkpoints = checkpoints
+        checkpointUnits = checkpoints.map { Self.checkpointUnits(plan, every: $0.every, from: start?.checkpoint) } ?? []
         self.plan = plan
         self.file = file
         self.level = level
@@ -503,20 +509,40 @@ final class Pipeline: @unchecked Sendable {
         }
     }
 
+    /// The units after which the writer takes a checkpoint: each that ends a tensor (or the header) at least
+    /// `every` source bytes after the last checkpoint, but the last unit.
+    static func checkpointUnits(_ plan: FilePlan, every: Int, from start: FileCheckpoint?) -> Set<Int> {
+        var units = Set<Int>()
+        var inputBytes = start?.inputOffset ?? 0
+        var last = inputBytes
+        for (index, unit) in plan.units.enumerated().dropFirst(start?.unit ?? 0) {
+            inputBytes += unit.inputBytes
+            if index + 1 < plan.units.count, inputBytes - last >= every,
+               unit.kind.isHeader || unit.finishesTensor(in: plan) != nil {
+                units.insert(index)
+                last = inputBytes
+            }
+        }
+        return units
+    }
+
     private func hashInput() {
-        // From a checkpoint: the source up to it was hashed again when the checkpoint was taken up.
-        var hash = start?.inputHash ?? SHA256()
+        // From a checkpoint: its saved state, or the source up to it hashed again when the checkpoint was taken up.
+        var hash = start?.inputHash ?? InputHash.fresh()
         var bytes = start?.checkpoint.inputOffset ?? 0
         for index in plan.units.indices.dropFirst(start?.checkpoint.unit ?? 0) {
             guard let buffers = completed(index) else { return }
             hash.update(bufferPointer: UnsafeRawBufferPointer(buffers.inputBytes))
             bytes += buffers.inputCount
+            let state = checkpointUnits.contains(index) ? hash.midstate : nil
             monitor.withLock {
                 hashed = index + 1
+                if let state { inputStates[index] = state }
                 retire(index)
+                if state != nil { monitor.broadcast() }
             }
         }
-        let digest = (hash.finalize().hex, bytes)
+        let digest = (hash.finalize(), bytes)
         monitor.withLock {
             inputDigest = digest
             monitor.broadcast()
@@ -530,7 +556,6 @@ final class Pipeline: @unchecked Sendable {
         var rawOffset = start?.checkpoint.rawOffset ?? 0
         var inputBytes = start?.checkpoint.inputOffset ?? 0
         var tensorsDone = start?.checkpoint.tensorsDone ?? plan.tensors.count { $0.info.byteCount == 0 }
-        var lastCheckpoint = inputBytes
         for (index, unit) in plan.units.enumerated().dropFirst(start?.checkpoint.unit ?? 0) {
             guard let buffers = completed(index) else { break }
             if !buffers.frame.isEmpty {
@@ -554,17 +579,20 @@ final class Pipeline: @unchecked Sendable {
                 retire(index)
             }
             progress(tensorsDone, inputBytes)
-            if let checkpoints, index + 1 < plan.units.count, inputBytes - lastCheckpoint >= checkpoints.every,
-               unit.kind.isHeader || unit.finishesTensor(in: plan) != nil {
+            if let checkpoints, checkpointUnits.contains(index) {
                 let (durable, tail) = try Files.run("write") { () throws(SystemError) in try output.checkpoint() }
-                let stats = monitor.withLock {
-                    finalStats.enumerated().compactMap { t, s in s.map { (t, FileCheckpoint.ErrorFigures($0)) } }
+                // The hasher may be behind: its state after this unit, once it is there.
+                let (stats, inputState) = try monitor.withLock {
+                    () throws(EngineError) -> ([(Int, FileCheckpoint.ErrorFigures)], SHA256Midstate?) in
+                    while failure == nil && hashed <= index { monitor.wait() }
+                    if let failure { throw failure }
+                    return (finalStats.enumerated().compactMap { t, s in s.map { (t, FileCheckpoint.ErrorFigures($0)) } },
+                            inputStates.removeValue(forKey: index))
                 }
                 try checkpoints.save(FileCheckpoint(
                     unit: index + 1, durable: durable, tail: tail, outputDigest: outputHash.finalize().hex,
-                    inputOffset: inputBytes, rawOffset: rawOffset, tensorsDone: tensorsDone, frames: frames,
-                    stats: Dictionary(uniqueKeysWithValues: stats)))
-                lastCheckpoint = inputBytes
+                    inputOffset: inputBytes, inputState: inputState, rawOffset: rawOffset, tensorsDone: tensorsDone,
+                    frames: frames, stats: Dictionary(uniqueKeysWithValues: stats)))
             }
         }
         let digest = try monitor.withLock { () throws(EngineError) -> (sha256: String, bytes: Int) in

@@ -48,6 +48,9 @@ struct FileCheckpoint: Codable, Sendable {
     var outputDigest: String
     /// Source bytes the units before `unit` read: the file's first `inputOffset` bytes.
     var inputOffset: Int
+    /// The input's SHA-256 over those bytes, as its state (nil where the input was hashed with swift-crypto's,
+    /// on a CPU without the SHA extensions: a resumed run then hashes the source again up to `inputOffset`).
+    var inputState: SHA256Midstate?
     var rawOffset: Int
     var tensorsDone: Int
     var frames: [Manifest.Frame]
@@ -80,12 +83,15 @@ struct FileCheckpoint: Codable, Sendable {
     }
 }
 
-/// A checkpoint taken up again: where to go on, and the output's and the input's SHA-256 so far, rebuilt from disk.
+/// A checkpoint taken up again: where to go on, and the output's and the input's SHA-256 so far.
 struct Resumable: Sendable {
     var checkpoint: FileCheckpoint
+    /// The output's SHA-256 up to the checkpoint, hashed again from disk (it matched the checkpoint's).
     var outputHash: SHA256
-    /// The input's SHA-256 over its first `checkpoint.inputOffset` bytes, read again.
-    var inputHash: SHA256
+    /// The input's SHA-256 over its first `checkpoint.inputOffset` bytes: from the checkpoint's saved state, or
+    /// (`inputRehashed`) read again from the source.
+    var inputHash: InputHash
+    var inputRehashed: Bool
 }
 
 /// What a staging folder keeps so that an interrupted job (SIGKILL, power loss, a transient error) redoes only the
@@ -99,8 +105,10 @@ struct Resumable: Sendable {
 ///   one byte is not trusted.
 /// - `file-<index>.partial.json`: for a file at least `ResumePolicy.frameResumeBytes` long, its last checkpoint
 ///   (`FileCheckpoint`), written after the output so far was fsynced, checksummed the same way. A resumed run
-///   rebuilds the output's hash from disk (it must match), the input's by reading the source up to the checkpoint,
-///   cuts the output back to it and goes on from the next unit.
+///   rebuilds the output's hash from disk (it must match), takes the input's hash up from the state the
+///   checkpoint saved (the source, of the same identity, is not read again up to it, as a kept file's is not;
+///   where there is no state, hashed with swift-crypto's on a CPU without the SHA extensions, it reads the source
+///   up to the checkpoint), cuts the output back to it and goes on from the next unit.
 ///
 /// A finished file is reused only when its entry checks out, names the file the plan would write from the same
 /// source (same identity: the source is not read again), and the output in the staging folder has the size and
@@ -152,7 +160,7 @@ struct ResumeJournal: Sendable {
     var folder: String { staging + "/" + Self.folderName }
 
     private func entryPath(_ index: Int) -> String { folder + "/file-\(index).json" }
-    private func partialPath(_ index: Int) -> String { folder + "/file-\(index).partial.json" }
+    func partialPath(_ index: Int) -> String { folder + "/file-\(index).partial.json" }
 
     /// What `open` found that may be reused.
     struct Found: Sendable {
@@ -170,9 +178,10 @@ struct ResumeJournal: Sendable {
                 kept: kept.map { outputs[$0] }, keptSourceBytes: kept.reduce(0) { $0 + finished[$1]!.source.size },
                 redo: outputs.indices.filter { finished[$0] == nil || bad[$0] != nil }.map { outputs[$0] },
                 resumedWithin: partial.keys.sorted().map {
-                    let c = partial[$0]!.checkpoint
+                    let (c, rehashed) = (partial[$0]!.checkpoint, partial[$0]!.inputRehashed)
                     return "\(outputs[$0]) from its checkpoint at frame \(c.frames.count) (\(c.inputOffset) source "
-                        + "bytes done, \(c.durable + c.tail.count) output bytes kept)"
+                        + "bytes done, \(c.durable + c.tail.count) output bytes kept, the source's hash so far "
+                        + (rehashed ? "read again from it)" : "from the checkpoint)")
                 },
                 distrusted: distrusted + bad.sorted { $0.key < $1.key }.map { "\(outputs[$0.key]): \($0.value)" })
         }
@@ -231,17 +240,27 @@ struct ResumeJournal: Sendable {
                 Files.removeTree(journal.folder + "/" + name)
             }
         }
-        // Each checkpoint: the output up to it hashed again from disk (it must match), and beside that the source
-        // up to it (the input's hash goes on from there), all side by side.
-        let checks = partial.keys.sorted().flatMap { [($0, true), ($0, false)] }
+        // Each checkpoint: the output up to it hashed again from disk (it must match). The input's hash goes on
+        // from the checkpoint's saved state; without one (or with one that is not a state of the input up to the
+        // checkpoint), beside the output's check the source is read again up to it. All side by side.
+        var inputHashes: [Int: InputHash] = [:]
+        for (index, entry) in partial {
+            let c = entry.checkpoint
+            if let saved = c.inputState, saved.bytes == c.inputOffset, let hash = InputHash.resuming(saved) {
+                inputHashes[index] = hash
+            }
+        }
+        let checks = partial.keys.sorted().flatMap { inputHashes[$0] == nil ? [($0, true), ($0, false)] : [($0, true)] }
         let checkpoints = partial.mapValues(\.checkpoint)
-        let verdicts = Mutex<(bad: [Int: String], output: [Int: SHA256], input: [Int: SHA256])>(([:], [:], [:]))
+        let verdicts = Mutex<(bad: [Int: String], output: [Int: SHA256], input: [Int: InputHash])>(
+            ([:], [:], inputHashes))
         DispatchQueue.concurrentPerform(iterations: checks.count) { i in
             let (index, isOutput) = checks[i]
             let c = checkpoints[index]!
             do throws(EngineError) {
                 if isOutput {
-                    var hash = try Self.hashPrefix(staging + "/" + outputs[index], count: c.durable)
+                    var hash = SHA256()
+                    try Self.readPrefix(staging + "/" + outputs[index], count: c.durable) { hash.update(bufferPointer: $0) }
                     hash.update(data: c.tail)
                     if hash.finalize().hex == c.outputDigest {
                         verdicts.withLock { $0.output[index] = hash }
@@ -249,14 +268,17 @@ struct ResumeJournal: Sendable {
                         verdicts.withLock { $0.bad[index] = "its output differs from the checkpoint's" }
                     }
                 } else {
-                    let hash = try Self.hashPrefix(sources[index], count: c.inputOffset)
+                    var hash = InputHash.fresh()
+                    try Self.readPrefix(sources[index], count: c.inputOffset) { hash.update(bufferPointer: $0) }
                     verdicts.withLock { $0.input[index] = hash }
                 }
             } catch {
                 verdicts.withLock { $0.bad[index] = error.reason }
             }
         }
-        let (bad, outputHashes, inputHashes) = verdicts.withLock { $0 }
+        let (bad, outputHashes, allInputHashes) = verdicts.withLock { $0 }
+        let rehashed = Set(partial.keys.filter { inputHashes[$0] == nil })
+        inputHashes = allInputHashes
         for (index, why) in bad.sorted(by: { $0.key < $1.key }) {
             found.distrusted.append("\(outputs[index]) (checkpoint): " + why)
             partial[index] = nil
@@ -267,7 +289,7 @@ struct ResumeJournal: Sendable {
         try Files.sync(staging, stage: "resume")
         for (index, entry) in partial {
             found.partial[index] = Resumable(checkpoint: entry.checkpoint, outputHash: outputHashes[index]!,
-                                             inputHash: inputHashes[index]!)
+                                             inputHash: inputHashes[index]!, inputRehashed: rehashed.contains(index))
         }
         return (journal, found)
     }
@@ -305,20 +327,18 @@ struct ResumeJournal: Sendable {
         return found
     }
 
-    /// SHA-256 state over the first `count` bytes of the file at `path` (refused when it is shorter).
-    static func hashPrefix(_ path: String, count: Int) throws(EngineError) -> SHA256 {
+    /// Hands the first `count` bytes of the file at `path` to `body`, in order (refused when it is shorter).
+    static func readPrefix(_ path: String, count: Int, _ body: (UnsafeRawBufferPointer) -> Void) throws(EngineError) {
         let reader = try ChunkReader(path, stage: "resume")
-        var hash = SHA256()
         var left = count
         while left > 0, let piece = try reader.next() {
             let part = UnsafeRawBufferPointer(rebasing: piece.prefix(left))
-            hash.update(bufferPointer: part)
+            body(part)
             left -= part.count
         }
         guard left == 0 else {
             throw EngineError(.io, file: path, reason: "shorter than its checkpoint (\(count) bytes)", stage: "resume")
         }
-        return hash
     }
 
     /// Journals the last checkpoint of file `index`, after the output so far was fsynced.
@@ -365,7 +385,7 @@ struct ResumeJournal: Sendable {
     }
 
     /// The entry at `path`, or why it is not trusted.
-    private func entry<T: Decodable>(_ type: T.Type, at path: String) -> Result<T, EntryProblem> {
+    func entry<T: Decodable>(_ type: T.Type, at path: String) -> Result<T, EntryProblem> {
         guard let bytes = try? Files.readWholeFile(path, limit: 1 << 30, stage: "resume") else {
             return .failure(.init("its journal entry cannot be read"))
         }

@@ -1,3 +1,4 @@
+import Crypto
 import Dispatch
 @testable import QuantEngine
 import QuantSystem
@@ -306,10 +307,57 @@ struct FrameResumeTests {
         #expect(report.resumedWithin.count == 1 && report.resumedWithin[0].hasPrefix("model.safetensors.zst from its "
             + "checkpoint at frame "), "\(report.resumedWithin)")
         #expect(written > 0)
+        // Where the CPU has the SHA extensions the checkpoint saved the input hash's state: the source is not read
+        // again up to it.
+        let fromState = ResumableSHA256.isAvailable
+        #expect(report.resumedWithin.first?.hasSuffix(fromState ? "the source's hash so far from the checkpoint)"
+                                                                 : "the source's hash so far read again from it)") == true,
+                "\(report.resumedWithin)")
         let resumed = try ResumeTests.contents(out)
         #expect(resumed.files == Self.reference.files, "byte for byte the uninterrupted output")
         #expect(resumed.manifest == Self.reference.manifest, "frames, hashes and error figures as if never stopped")
+        #expect(resumed.manifest.sources.map(\.sha256) == [SHA256.hash(data: try TempDir.read(Self.master["model.safetensors"])).hex],
+                "the source's sha256 is swift-crypto's of the file")
         #expect(Verifier.verify(out).ok)
+    }
+
+    /// What a checkpoint can say of the input's hash besides a good state.
+    enum SavedState: String, CaseIterable, CustomTestStringConvertible {
+        /// None, as on a CPU without the SHA extensions (swift-crypto's hash).
+        case none
+        /// One of another length than the source bytes the checkpoint has done.
+        case otherLength
+        var testDescription: String { rawValue }
+    }
+
+    @Test("a checkpoint without the input hash's state, or with one of another length, reads the source again up to it",
+          arguments: SavedState.allCases)
+    func aCheckpointWithoutAUsableStateRehashesTheSource(_ saved: SavedState) throws {
+        let dir = TempDir("quantd-frames-state")
+        defer { dir.remove() }
+        let out = dir["out"]
+        let staging = try Self.interrupt(out)
+        let journal = ResumeJournal(staging: staging)
+        var entry = try journal.entry(ResumeJournal.Partial.self, at: journal.partialPath(0)).get()
+        switch saved {
+        case .none: entry.checkpoint.inputState = nil
+        case .otherLength:
+            guard var state = entry.checkpoint.inputState else {
+                print("FrameResumeTests: no saved state on this CPU (no SHA extensions): nothing to change")
+                return
+            }
+            state.bytes += 64
+            entry.checkpoint.inputState = state
+        }
+        // Journaled again as the engine journals it (with its checksum line): only the state differs.
+        try journal.record(checkpoint: entry.checkpoint, index: 0, identity: entry.identity, output: entry.output)
+        let report = try Self.resume(out)
+        #expect(report.distrusted.isEmpty, "\(report.distrusted)")
+        #expect(report.resumedWithin.count == 1
+                && report.resumedWithin[0].hasSuffix("the source's hash so far read again from it)"), "\(report.resumedWithin)")
+        let resumed = try ResumeTests.contents(out)
+        #expect(resumed.files == Self.reference.files)
+        #expect(resumed.manifest == Self.reference.manifest)
     }
 
     @Test("a checkpointed output changed or cut below its checkpoint is not trusted: the file is redone",

@@ -26,6 +26,8 @@ enum {
     QUANTD_CPU_AVX512CD = 1u << 18,
     QUANTD_CPU_AVX512DQ = 1u << 19,
     QUANTD_CPU_AVX512VL = 1u << 20,
+    /// The SHA extensions (SHA-NI: SHA256RNDS2, SHA256MSG1/2): CSHA256's fast build.
+    QUANTD_CPU_SHA = 1u << 21,
 };
 
 /// The features of this CPU and OS, read with CPUID and XGETBV (0 on a non-x86-64 build).
