@@ -114,8 +114,7 @@ public enum InputHash: Sendable {
     }
 
     /// Goes on from a saved state; nil when the state is not well formed or the CPU has no SHA extensions (the
-    /// source is then hashed again up to the checkpoint, which is faster there than the rest of the file in
-    /// portable code).
+    /// source is then read and hashed again up to the checkpoint).
     static func resuming(_ saved: SHA256Midstate) -> InputHash? {
         ResumableSHA256(saved).map { .resumable($0) }
     }
