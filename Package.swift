@@ -24,7 +24,12 @@ import PackageDescription
 /// unoptimised build would call shared copies of generic library code (`loadUnaligned`, ...), weak symbols of
 /// the same name in all three modules, of which the linker keeps any one, say the AVX-512 one. An optimised build
 /// inlines them; KernelEdgeTests checks that the builds define no weak code but their own.
+///
+/// QUANTD_KERNELS_V4_MARCH (an `-march` value, e.g. `sapphirerapids` or `znver4`) builds KernelsV4 for one CPU
+/// instead, as the former TARGET_CPU did for the whole program: only for `scripts/ab-march.sh`, which times such
+/// a build against the default one, in a scratch path of its own.
 let uncheckedFlags = ["-Ounchecked", "-enforce-exclusivity=unchecked"]
+let v4March = Context.environment["QUANTD_KERNELS_V4_MARCH"] ?? "x86-64-v4"
 let unchecked: [SwiftSetting] = [.unsafeFlags(uncheckedFlags, .when(configuration: .release))]
 func kernelBuild(_ name: String, march: String?) -> Target {
     .target(name: name, dependencies: ["QuantizationCore", "CPrefetch"],
@@ -60,7 +65,7 @@ let package = Package(
         .target(name: "QuantizationCore", swiftSettings: unchecked),
         kernelBuild("KernelsBaseline", march: nil),
         kernelBuild("KernelsV3", march: "x86-64-v3"),
-        kernelBuild("KernelsV4", march: "x86-64-v4"),
+        kernelBuild("KernelsV4", march: v4March),
         .target(name: "CPUFeatures"),
         /// A cache prefetch hint for the kernels (Swift has none).
         .target(name: "CPrefetch"),
