@@ -69,8 +69,8 @@ let package = Package(
         .target(name: "CPUFeatures"),
         /// A cache prefetch hint for the kernels (Swift has none).
         .target(name: "CPrefetch"),
-        /// SHA-256's compression function, with the SHA extensions and in portable C: the input's hash, whose state
-        /// a checkpoint saves (swift-crypto's cannot be saved).
+        /// SHA-256's compression function with the SHA extensions: the input's hash, whose state a checkpoint saves
+        /// (swift-crypto's cannot be saved).
         .target(name: "CSHA256"),
         /// The kernels' API: size checks, then the build of the fast kernels that this CPU runs best.
         .target(

@@ -94,10 +94,7 @@ public struct ResumableSHA256: Sendable {
         let bits = UInt64(bytes) &* 8
         for i in 0..<8 { copy.block[56 + i] = UInt8(truncatingIfNeeded: bits >> (56 - 8 * i)) }
         copy.compressBlock()
-        return (0..<8).map { i in
-            let hex = String(copy.state[i], radix: 16)
-            return String(repeating: "0", count: 8 - hex.count) + hex
-        }.joined()
+        return (0..<32).map { UInt8(truncatingIfNeeded: copy.state[$0 / 4] >> (24 - 8 * ($0 % 4))) }.hex
     }
 }
 

@@ -539,7 +539,7 @@ final class Pipeline: @unchecked Sendable {
                 hashed = index + 1
                 if let state { inputStates[index] = state }
                 retire(index)
-                if state != nil { monitor.broadcast() }
+                if checkpointUnits.contains(index) { monitor.broadcast() }  // the writer may wait for it
             }
         }
         let digest = (hash.finalize(), bytes)
@@ -645,10 +645,11 @@ extension Unit {
     }
 }
 
-extension Digest {
+extension Sequence<UInt8> {
+    /// Lowercase hex, two digits a byte: how the manifest writes a SHA-256.
     var hex: String {
         var s = ""
-        s.reserveCapacity(Self.byteCount * 2)
+        s.reserveCapacity(underestimatedCount * 2)
         for b in self {
             s.append(Character(Unicode.Scalar(UInt8(ascii: "0") + b >> 4 + (b >> 4 > 9 ? 39 : 0))))
             s.append(Character(Unicode.Scalar(UInt8(ascii: "0") + b & 0xF + (b & 0xF > 9 ? 39 : 0))))

@@ -243,17 +243,16 @@ struct ResumeJournal: Sendable {
         // Each checkpoint: the output up to it hashed again from disk (it must match). The input's hash goes on
         // from the checkpoint's saved state; without one (or with one that is not a state of the input up to the
         // checkpoint), beside the output's check the source is read again up to it. All side by side.
-        var inputHashes: [Int: InputHash] = [:]
-        for (index, entry) in partial {
+        let fromState = partial.compactMapValues { entry -> InputHash? in
             let c = entry.checkpoint
-            if let saved = c.inputState, saved.bytes == c.inputOffset, let hash = InputHash.resuming(saved) {
-                inputHashes[index] = hash
-            }
+            guard let saved = c.inputState, saved.bytes == c.inputOffset else { return nil }
+            return InputHash.resuming(saved)
         }
-        let checks = partial.keys.sorted().flatMap { inputHashes[$0] == nil ? [($0, true), ($0, false)] : [($0, true)] }
+        let rehashed = Set(partial.keys.filter { fromState[$0] == nil })
+        let checks = partial.keys.sorted().flatMap { rehashed.contains($0) ? [($0, true), ($0, false)] : [($0, true)] }
         let checkpoints = partial.mapValues(\.checkpoint)
         let verdicts = Mutex<(bad: [Int: String], output: [Int: SHA256], input: [Int: InputHash])>(
-            ([:], [:], inputHashes))
+            ([:], [:], fromState))
         DispatchQueue.concurrentPerform(iterations: checks.count) { i in
             let (index, isOutput) = checks[i]
             let c = checkpoints[index]!
@@ -276,9 +275,7 @@ struct ResumeJournal: Sendable {
                 verdicts.withLock { $0.bad[index] = error.reason }
             }
         }
-        let (bad, outputHashes, allInputHashes) = verdicts.withLock { $0 }
-        let rehashed = Set(partial.keys.filter { inputHashes[$0] == nil })
-        inputHashes = allInputHashes
+        let (bad, outputHashes, inputHashes) = verdicts.withLock { $0 }
         for (index, why) in bad.sorted(by: { $0.key < $1.key }) {
             found.distrusted.append("\(outputs[index]) (checkpoint): " + why)
             partial[index] = nil
