@@ -3,14 +3,18 @@
 # `quantize` each (default 5; RUNS=N), with each run's wall time, CPU (user, system), minor page faults and peak
 # RSS. Used to check that a change costs nothing end to end:
 #   scripts/ab-quantize.sh OLD_QUANTD NEW_QUANTD INPUT [quantize flags...]
+# With NEW_INPUT=PATH the new side quantizes PATH instead of INPUT: one binary on two inputs, e.g. a sharded folder
+# against the same bytes in one file (NEW_INPUT=/tmp/sh1/model-00001-of-00001.safetensors ... Q Q /tmp/sh4).
 # (build OLD from an earlier commit in a worktree: git worktree add /tmp/old REV && (cd /tmp/old && swift build -c release))
 # The figures come from wait4 in a small Python process: its own few MiB are below any quantd's peak, so the
 # child's ru_maxrss is its own (a child of a large process would report that process's peak).
 set -euo pipefail
 [ $# -ge 3 ] || { echo "usage: $0 OLD_QUANTD NEW_QUANTD INPUT [quantize flags...]" >&2; exit 64; }
-exec python3 - "${RUNS:-5}" "$@" <<'PY'
+exec python3 - "${RUNS:-5}" "${NEW_INPUT:-}" "$@" <<'PY'
 import os, shutil, statistics, sys, tempfile, time
-runs, old, new, source, flags = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]
+runs, new_source, old, new, source, flags = (int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5],
+                                             sys.argv[6:])
+sources = {"old": source, "new": new_source or source}
 out = tempfile.mkdtemp(prefix="quantd-ab-")
 figures = {"old": [], "new": []}
 try:
@@ -23,7 +27,7 @@ try:
                 null = os.open(os.devnull, os.O_WRONLY)
                 os.dup2(null, 1)
                 os.dup2(null, 2)
-                os.execv(binary, [binary, "quantize", source, "-o", os.path.join(out, "q")] + flags)
+                os.execv(binary, [binary, "quantize", sources[which], "-o", os.path.join(out, "q")] + flags)
             _, status, usage = os.wait4(pid, 0)
             if os.waitstatus_to_exitcode(status) != 0:
                 sys.exit(f"{binary} quantize exited with {os.waitstatus_to_exitcode(status)}")
