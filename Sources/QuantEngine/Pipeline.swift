@@ -111,6 +111,9 @@ final class Pipeline: @unchecked Sendable {
     /// The input hash's state after each unit of `checkpointUnits`, saved by the hasher for the writer's
     /// checkpoint (none for swift-crypto's hash).
     private var inputStates: [Int: SHA256Midstate] = [:]
+    /// Where checkpoints are fsynced and journaled, one after another, off the writer's thread (`checkpoint`).
+    private let checkpointer = DispatchQueue(label: "quantd.checkpointer")
+    private let checkpointing = DispatchGroup()
 
     init(plan: FilePlan, file: SafeTensorsFile, level: Int, threads: Int, budget: ByteBudget?,
          cancel: CancellationFlag?, from start: Resumable? = nil,
@@ -157,10 +160,12 @@ final class Pipeline: @unchecked Sendable {
         } catch {
             fail(error)
             group.wait()
+            checkpointing.wait()
             releaseUnwritten()
             throw monitor.withLock { failure ?? error }
         }
         group.wait()
+        checkpointing.wait()
         if let failure = monitor.withLock({ failure }) {
             releaseUnwritten()
             throw failure
@@ -579,20 +584,15 @@ final class Pipeline: @unchecked Sendable {
                 retire(index)
             }
             progress(tensorsDone, inputBytes)
-            if let checkpoints, checkpointUnits.contains(index) {
-                let (durable, tail) = try Files.run("write") { () throws(SystemError) in try output.checkpoint() }
-                // The hasher may be behind: its state after this unit, once it is there.
-                let (stats, inputState) = try monitor.withLock {
-                    () throws(EngineError) -> ([(Int, FileCheckpoint.ErrorFigures)], SHA256Midstate?) in
-                    while failure == nil && hashed <= index { monitor.wait() }
-                    if let failure { throw failure }
-                    return (finalStats.enumerated().compactMap { t, s in s.map { (t, FileCheckpoint.ErrorFigures($0)) } },
-                            inputStates.removeValue(forKey: index))
+            if checkpoints != nil, checkpointUnits.contains(index) {
+                let (durable, tail) = try Files.run("write") { () throws(SystemError) in try output.mark() }
+                let stats = monitor.withLock {
+                    finalStats.enumerated().compactMap { t, s in s.map { (t, FileCheckpoint.ErrorFigures($0)) } }
                 }
-                try checkpoints.save(FileCheckpoint(
+                checkpoint(FileCheckpoint(
                     unit: index + 1, durable: durable, tail: tail, outputDigest: outputHash.finalize().hex,
-                    inputOffset: inputBytes, inputState: inputState, rawOffset: rawOffset, tensorsDone: tensorsDone,
-                    frames: frames, stats: Dictionary(uniqueKeysWithValues: stats)))
+                    inputOffset: inputBytes, inputState: nil, rawOffset: rawOffset, tensorsDone: tensorsDone,
+                    frames: frames, stats: Dictionary(uniqueKeysWithValues: stats)), of: output)
             }
         }
         let digest = try monitor.withLock { () throws(EngineError) -> (sha256: String, bytes: Int) in
@@ -603,6 +603,27 @@ final class Pipeline: @unchecked Sendable {
         precondition(rawOffset == plan.outputRawSize, "frames cover the planned output")
         return FileOutcome(frames: frames, outputSize: output.written, outputSHA256: outputHash.finalize().hex,
                            inputSHA256: digest.sha256, inputSize: digest.bytes, uncachedBytes: 0, tensorStats: [])
+    }
+
+    /// Journals `checkpoint` on the checkpointer, in order, while the writer goes on: once the hasher is past its
+    /// unit (its state there goes in), the output is fsynced (which covers every byte written so far, the
+    /// checkpoint's among them) and the entry saved. A checkpoint is journaled only once its bytes are durable.
+    private func checkpoint(_ checkpoint: FileCheckpoint, of output: OutputFile) {
+        let (descriptor, path, index) = (output.descriptor, output.path, checkpoint.unit - 1)
+        checkpointer.async(group: checkpointing) { [self] in
+            do throws(EngineError) {
+                var checkpoint = checkpoint
+                checkpoint.inputState = try monitor.withLock { () throws(EngineError) -> SHA256Midstate? in
+                    while failure == nil && hashed <= index { monitor.wait() }
+                    if let failure { throw failure }
+                    return inputStates.removeValue(forKey: index)
+                }
+                try Files.run("write") { () throws(SystemError) in try descriptor.sync(path: path) }
+                try checkpoints!.save(checkpoint)
+            } catch {
+                fail(error)
+            }
+        }
     }
 
     private func frameLabel(_ kind: UnitKind) -> String {

@@ -26,10 +26,12 @@ public struct ResumePolicy: Sendable {
     /// MB in flight at a kill is otherwise redone whole (4-shard 2.3 GB job killed at 70 %: 0.75-0.80 of the job's
     /// time to commit after the restart with whole shards only).
     public var frameResumeBytes: Int
-    /// Source bytes between two checkpoints of such a file (each one fsyncs the output so far).
+    /// Source bytes between two checkpoints of such a file: what a kill loses of each file in flight. Each one
+    /// fsyncs the output so far and writes a journal entry, off the writer's thread (`Pipeline.checkpoint`), so 32
+    /// MiB costs the job nothing measurable; done in the writer, that cadence had cost 9 % of a 2.34 GB file's time.
     public var checkpointBytes: Int
 
-    public init(frameResumeBytes: Int = 256 << 20, checkpointBytes: Int = 128 << 20) {
+    public init(frameResumeBytes: Int = 256 << 20, checkpointBytes: Int = 32 << 20) {
         self.frameResumeBytes = frameResumeBytes
         self.checkpointBytes = checkpointBytes
     }

@@ -91,9 +91,11 @@ public final class OutputFile {
         buffered = 0
     }
 
-    /// Makes what was written durable, all but a last partial block that `O_DIRECT` keeps buffered: fsyncs, and
-    /// returns how many bytes are on disk and that tail, for `init(resuming:)` to write again.
-    public func checkpoint() throws(SystemError) -> (durable: Int, tail: [UInt8]) {
+    /// Hands what was written to the file, all but a last partial block that `O_DIRECT` keeps buffered, and
+    /// returns how many bytes that is and that tail, for `init(resuming:)` to write again. Those bytes are durable
+    /// once `descriptor` is fsynced, which may come later, from another thread, while writing goes on: an fsync
+    /// covers every byte written before it.
+    public func mark() throws(SystemError) -> (durable: Int, tail: [UInt8]) {
         var tail: [UInt8] = []
         if direct, let buffer, buffered > 0 {
             let whole = buffered / Self.alignment * Self.alignment
@@ -105,7 +107,6 @@ public final class OutputFile {
             }
             tail = Array(buffer[0..<buffered])
         }
-        try descriptor.sync(path: path)
         return (written - tail.count, tail)
     }
 
