@@ -299,7 +299,7 @@ struct Setup {
         var records: [[Manifest.TensorRecord]] = []
         for threads in [1, 2, 5] {
             let width = FileRuns.width(files: shards, threads: threads)
-            #expect(width == [1: 1, 2: 1, 5: 2][threads])
+            #expect(width == [1: 1, 2: 2, 5: 2][threads])
             #expect((0..<width).map { FileRuns.workers(lane: $0, of: width, threads: threads) }.reduce(0, +) == threads)
             var o = QuantizeOptions()
             o.threads = threads
