@@ -100,7 +100,7 @@ public enum Engine {
                 let out: OutputFile
                 if let c = partial[k]?.checkpoint {
                     out = try Files.run("resume") { () throws(SystemError) in
-                        try OutputFile(resuming: FilePath(path), durable: c.durable, tail: c.tail, direct: true)
+                        try OutputFile(resuming: FilePath(path), durable: c.durable, tail: Array(c.tail), direct: true)
                     }
                 } else {
                     out = try OutputFile.create(path, stage: "write", direct: true)

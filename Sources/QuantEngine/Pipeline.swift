@@ -590,7 +590,7 @@ final class Pipeline: @unchecked Sendable {
                     finalStats.enumerated().compactMap { t, s in s.map { (t, FileCheckpoint.ErrorFigures($0)) } }
                 }
                 checkpoint(FileCheckpoint(
-                    unit: index + 1, durable: durable, tail: tail, outputDigest: outputHash.finalize().hex,
+                    unit: index + 1, durable: durable, tail: Data(tail), outputDigest: outputHash.finalize().hex,
                     inputOffset: inputBytes, inputState: nil, rawOffset: rawOffset, tensorsDone: tensorsDone,
                     frames: frames, stats: Dictionary(uniqueKeysWithValues: stats)), of: output)
             }
