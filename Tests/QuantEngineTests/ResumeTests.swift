@@ -244,7 +244,7 @@ struct ResumeTests {
 /// Inside one large file: checkpoints after tensors, and a resumed run goes on from the last one.
 @Suite("Resume inside a file")
 struct FrameResumeTests {
-    /// Checkpoints at least every 1 MB of source, in a file of any size (256 MiB and 32 MiB by default).
+    /// Checkpoints at least every 1 MB of source, in a file of any size (256 MiB and 64 MiB by default).
     static let policy = ResumePolicy(frameResumeBytes: 0, checkpointBytes: 1 << 20)
 
     /// 24 tensors of 384 kB: a work unit or two each, a checkpoint every three tensors or so.
