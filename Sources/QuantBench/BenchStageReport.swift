@@ -1,4 +1,5 @@
 import Console
+import QuantEngine
 
 /// What one `quantd-bench --stages` run measured and projected, as written to its JSON file.
 struct StageReport: Codable, Sendable {
@@ -44,8 +45,8 @@ struct StageReport: Codable, Sendable {
         /// `seconds` per GB of the whole input.
         var secondsPerGB: Double
 
-        /// Files in flight at `cores` threads: `FileRuns.width`, one file per two threads.
-        static func lanes(files: Int, cores: Int) -> Int { max(1, min(files, cores / 2)) }
+        /// Files in flight at `cores` threads, as the engine runs them.
+        static func lanes(files: Int, cores: Int) -> Int { FileRuns.width(files: files, threads: cores) }
 
         /// The chain at `cores` threads: a lane runs its files one after another, each taking the next file when it
         /// frees (as FileRuns' lanes do), so the longest lane's files add up.
@@ -151,7 +152,7 @@ enum StageTable {
         out.append("")
         out.append("serial chain (what the engine cannot split): plan + the longest lane's file chains + commit")
         out.append("  file chain = max(hash in, hash out + write) + fsync: a file's input hash and its ordered writer "
-            + "run side by side; min(files, N / 2) lanes at N threads")
+            + "run side by side; min(files, max(2, N / 2)) lanes at N >= 2 threads")
         out.append("  every file in a lane of its own: plan \(f(c.planSeconds, 3)) + \(c.file) max("
             + "\(f(c.hashInputSeconds, 3)), \(f(c.hashOutputSeconds, 3)) + \(f(c.writeSeconds, 3))) + "
             + "\(f(c.fsyncSeconds, 3)) + commit \(f(c.commitSeconds, 3)) = \(f(c.seconds, 3)) s = "

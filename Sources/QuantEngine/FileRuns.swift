@@ -5,13 +5,13 @@ import Synchronization
 /// input hasher) under the job's shared byte budget, so a sharded checkpoint is no longer one serial stream of
 /// hashing and writing: every file's SHA-256 chains run beside the others'. A file's output does not depend on
 /// what runs beside it, so the bytes are the same whatever the thread count.
-enum FileRuns {
+package enum FileRuns {
     /// Files in flight with `threads` workers: a file's serial chains (its writer hashing the output, its hasher
     /// the input: one SHA-256 stream each, 1.4-1.8 GB/s on the machines measured) keep up with about two workers,
     /// so one file runs per pair of workers, and two from 2 threads on: at 2 threads one file at a time left the
     /// cores idle while its chains caught up (4 shards of 2.34 GB on 2 cores, interleaved runs: one at a time 0.97
     /// to 1.06 of the same bytes in one file, two at a time 0.87 to 0.94).
-    static func width(files: Int, threads: Int) -> Int { max(1, min(files, threads < 2 ? 1 : max(2, threads / 2))) }
+    package static func width(files: Int, threads: Int) -> Int { max(1, min(files, threads < 2 ? 1 : max(2, threads / 2))) }
 
     /// The workers of lane `lane` of `width`: `threads` dealt out so that every thread has a lane.
     static func workers(lane: Int, of width: Int, threads: Int) -> Int {
