@@ -11,7 +11,9 @@ package enum FileRuns {
     /// so one file runs per pair of workers, and two from 2 threads on: at 2 threads one file at a time left the
     /// cores idle while its chains caught up (4 shards of 2.34 GB on 2 cores, interleaved runs: one at a time 0.92
     /// to 1.06 of the same bytes in one file, two at a time 0.87 to 0.94).
-    package static func width(files: Int, threads: Int) -> Int { max(1, min(files, threads < 2 ? 1 : max(2, threads / 2))) }
+    package static func width(files: Int, threads: Int) -> Int {
+        max(1, min(files, threads < 2 ? 1 : max(2, threads / 2)))
+    }
 
     /// The workers of lane `lane` of `width`: `threads` dealt out so that every thread has a lane.
     static func workers(lane: Int, of width: Int, threads: Int) -> Int {

@@ -108,8 +108,8 @@ final class Pipeline: @unchecked Sendable {
     private let checkpoints: (every: Int, save: (FileCheckpoint) throws(EngineError) -> Void)?
     /// The units after which a checkpoint is taken (a function of the plan: the writer and the hasher both know).
     private let checkpointUnits: Set<Int>
-    /// The input hash's state after each unit of `checkpointUnits`, saved by the hasher for the writer's
-    /// checkpoint (none for swift-crypto's hash).
+    /// The input hash's state after each unit of `checkpointUnits`, saved by the hasher for the checkpointer
+    /// (none for swift-crypto's hash).
     private var inputStates: [Int: SHA256Midstate] = [:]
     /// Where checkpoints are fsynced and journaled, one after another, off the writer's thread (`checkpoint`).
     private let checkpointer = DispatchQueue(label: "quantd.checkpointer")

@@ -378,4 +378,56 @@ struct FrameResumeTests {
                 "\(report.distrusted)")
         #expect(try ResumeTests.contents(out).files == Self.reference.files)
     }
+
+    @Test("two shards interrupted side by side go on each from its own checkpoint, with the uninterrupted bytes")
+    func twoFilesInFlightResumeFromTheirCheckpoints() throws {
+        let dir = TempDir("quantd-frames-two")
+        defer { dir.remove() }
+        // Two shards of 24 tensors: at 2 threads both are in flight at once (FileRuns.width), one worker each;
+        // zstd level 19 keeps them there long enough for both to journal a checkpoint before the cancel.
+        var rng = SeededRandom(seed: 34)
+        var model = ShardedCheckpoint()
+        for k in 1...2 {
+            var c = Checkpoint()
+            for t in 0..<24 { c.addRandom("layers.\(k).\(t).weight", shape: [128, 768], rng: &rng) }
+            model.add("model-\(k)-of-2.safetensors", c)
+        }
+        let input = dir["model"]
+        try model.write(to: input)
+        var options = ResumeTests.options(threads: 2)
+        options.level = 19
+        #expect(FileRuns.width(files: 2, threads: 2) == 2)
+        _ = try Engine.quantize(input: input, output: dir["ref"], options: options)
+        let reference = try ResumeTests.contents(dir["ref"])
+
+        let out = dir["out"]
+        let cancel = CancellationFlag()
+        let watching = CancellationFlag()
+        DispatchQueue.global().async {
+            while !watching.isCancelled {
+                if let staging = ResumeTests.stagingFolders(of: out).first,
+                   [0, 1].allSatisfy({ TempDir.exists(staging + "/" + ResumeJournal.folderName + "/file-\($0).partial.json") }) {
+                    cancel.cancel()
+                    return
+                }
+                FileSystem.sleep(seconds: 0.001)
+            }
+        }
+        #expect {
+            try Engine.quantize(input: input, output: out, options: options, cancel: cancel, resume: Self.policy)
+        } throws: { e in (e as! EngineError).kind == .cancelled }
+        watching.cancel()
+
+        let report = ResumeTests.Box()
+        _ = try Engine.quantize(input: input, output: out, options: options, resume: Self.policy,
+                                resumed: { report.value = $0 })
+        let resumed = try #require(report.value)
+        #expect(resumed.distrusted.isEmpty, "\(resumed.distrusted)")
+        #expect(resumed.resumedWithin.map { String($0.prefix(while: { $0 != " " })) }
+                == ["model-1-of-2.safetensors.zst", "model-2-of-2.safetensors.zst"], "\(resumed.resumedWithin)")
+        let after = try ResumeTests.contents(out)
+        #expect(after.files == reference.files, "byte for byte the uninterrupted output")
+        #expect(after.manifest == reference.manifest)
+        #expect(Verifier.verify(out).ok)
+    }
 }
