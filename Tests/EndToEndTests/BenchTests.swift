@@ -123,8 +123,8 @@ import TestSupport
             #expect((p["gbPerSecond"] as? Double ?? 0) > 0, "\(p)")
             #expect((p["serialSecondsPerGB"] as? Double ?? 0) > 0, "\(p)")
         }
-        // Three files: one lane at 1 and 2 threads, all three at 8 and more.
-        #expect(projections.map { $0["lanes"] as? Int } == [1, 1, 3, 3, 3])
+        // Three files: one lane at 1 thread, two at 2 (FileRuns.width), all three at 8 and more.
+        #expect(projections.map { $0["lanes"] as? Int } == [1, 2, 3, 3, 3])
         let runs = try #require(json["endToEnd"] as? [[String: Any]])
         #expect(runs.map { $0["threads"] as? Int } == [1, 2])
         // Nothing but the report and the log is left in the bench folder.
