@@ -9,8 +9,8 @@ package enum FileRuns {
     /// Files in flight with `threads` workers: a file's serial chains (its writer hashing the output, its hasher
     /// the input: one SHA-256 stream each, 1.4-1.8 GB/s on the machines measured) keep up with about two workers,
     /// so one file runs per pair of workers, and two from 2 threads on: at 2 threads one file at a time left the
-    /// cores idle while its chains caught up (4 shards of 2.34 GB on 2 cores, interleaved runs: one at a time 0.92
-    /// to 1.06 of the same bytes in one file, two at a time 0.87 to 0.94).
+    /// cores idle while its chains caught up (4 shards of 2.34 GB on 2 cores, against the same bytes in one file:
+    /// 0.98 of its time one at a time, 0.94 two at a time; `scripts/ab-quantize.sh` with `NEW_INPUT`, README).
     package static func width(files: Int, threads: Int) -> Int {
         max(1, min(files, threads < 2 ? 1 : max(2, threads / 2)))
     }

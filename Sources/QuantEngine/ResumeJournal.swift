@@ -27,9 +27,9 @@ public struct ResumePolicy: Sendable {
     /// time to commit after the restart with whole shards only).
     public var frameResumeBytes: Int
     /// Source bytes between two checkpoints of such a file: about what a kill loses of each file in flight (with
-    /// the window of units behind the writer). Each one fsyncs the output so far and writes a journal entry, off
-    /// the writer's thread (`Pipeline.checkpoint`), but its fsyncs still slow the writer's O_DIRECT writes: on a
-    /// 2.34 GB file at 2 threads, 64 MiB cost 1.03 of 128 MiB's time, 32 MiB 1.05-1.06 (interleaved runs).
+    /// the window of units behind the writer). Each one fsyncs the output so far and writes a journal entry (two
+    /// fsyncs more), off the writer's thread (`Pipeline.checkpoint`): at 64 MiB a 2.34 GB file's job took 0.97 of
+    /// the time it took with 128 MiB in the writer (README, Resume); 32 MiB tripled the fsyncs for a few percent.
     public var checkpointBytes: Int
 
     public init(frameResumeBytes: Int = 256 << 20, checkpointBytes: Int = 64 << 20) {
