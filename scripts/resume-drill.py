@@ -7,7 +7,8 @@ timed to its commit, against the same job uninterrupted; the two outputs compare
 INPUT_FOLDER (e.g. from scripts/make-sharded.py /tmp/sh4 --gib 2.1 --shards 4) is dropped into each spool as hard
 links, so nothing is copied. Whole job: from the daemon's start to its `committed` line, uninterrupted (the median of
 --whole-runs runs; the first is the reference output). After the kill: from the second daemon's start to its
-`committed` line. --timeline prints the restarted daemon's events, timed from its start. Exits 1 when the outputs differ."""
+`committed` line. --timeline prints the restarted daemon's events, timed from its start. Each round prints the restarted
+daemon's CPU (user + system) up to its commit. Exits 1 when the outputs differ."""
 import argparse, json, os, shutil, signal, subprocess, sys, tempfile, time
 from datetime import datetime
 
@@ -19,6 +20,12 @@ def warm(folder):
         with open(os.path.join(folder, name), "rb") as f:
             while f.read(8 << 20):
                 pass
+
+
+def cpu_seconds(pid):
+    """User and system CPU of process `pid` so far (it still runs: the daemon idles once it committed)."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def logged(log, event):
@@ -116,6 +123,7 @@ def main():
             proc = start(a.quantd, spool, spool + ".restart.log", a.threads)
             resumed, _ = wait_for(spool + ".restart.log", "resumed", proc)
             _, t3 = wait_for(spool + ".restart.log", "committed", proc)
+            cpu = cpu_seconds(proc.pid)
             proc.send_signal(signal.SIGTERM)
             proc.wait()
             if a.timeline:
@@ -124,7 +132,7 @@ def main():
             identical = output == reference
             same = same and identical
             print(f"killed at {a.at:.0%} ({a.at * whole:.2f} s): restart to committed {t3 - t2:.2f} s = "
-                  f"{(t3 - t2) / whole:.2f} of the whole job; kept {resumed['kept']} of {resumed['files']} files "
+                  f"{(t3 - t2) / whole:.2f} of the whole job (CPU {cpu:.2f} s); kept {resumed['kept']} of {resumed['files']} files "
                   f"({resumed['kept_files'] or '-'}); within: {resumed.get('resumed_within', '-')}; output identical: {'yes' if identical else 'NO'}")
         return 0 if same else 1
     finally:

@@ -55,7 +55,7 @@ final class StagePass {
     private let file: SafeTensorsFile
     private let out: OutputFile
     private var compressor: ZstdCompressor
-    private var inputHash = InputHash.fresh()
+    private var inputHash = StreamHash.fresh()
     private var outputHash = SHA256()
     private var time = StageSeconds()
     private var frame: [UInt8] = []

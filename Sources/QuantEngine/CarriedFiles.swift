@@ -108,11 +108,11 @@ enum CarriedFiles {
     }
 
     /// Reads a regular file in 1 MiB pieces through `body`, hashing them; refuses a file that changed size meanwhile.
-    static func stream(_ path: String, stage: String,
+    static func stream(_ path: String, stage: String, direct: Bool = false,
                                _ body: (UnsafeRawBufferPointer) throws(EngineError) -> Void)
         throws(EngineError) -> (size: Int, sha256: String)
     {
-        let reader = try ChunkReader(path, stage: stage)
+        let reader = try ChunkReader(path, stage: stage, direct: direct)
         var hash = SHA256()
         while let piece = try reader.next() {
             hash.update(bufferPointer: piece)

@@ -92,13 +92,13 @@ public enum Engine {
                     tracker.update(file: k, tensors: plans[k].tensors.count, bytes: finished.source.size)
                 }
             }
-            let partial = found.partial
-            let runFile = { @Sendable [journal] (k: Int, workers: Int, cancel: CancellationFlag)
+            // File `k`, from its checkpoint `from` (nil: from its start).
+            let runFile = { @Sendable [journal] (k: Int, from: Resumable?, workers: Int, cancel: CancellationFlag)
                 throws(EngineError) -> (ResumeJournal.Finished, Int) in
                 let (file, plan) = (files[k], plans[k])
                 let path = staging + "/" + plan.outputName
                 let out: OutputFile
-                if let c = partial[k]?.checkpoint {
+                if let c = from?.checkpoint {
                     out = try Files.run("resume") { () throws(SystemError) in
                         try OutputFile(resuming: FilePath(path), durable: c.durable, tail: Array(c.tail), direct: true)
                     }
@@ -112,7 +112,7 @@ public enum Engine {
                     })
                 }
                 let pipeline = Pipeline(plan: plan, file: file, level: options.level, threads: workers, budget: budget,
-                                        cancel: cancel, from: partial[k], checkpoints: checkpoints)
+                                        cancel: cancel, from: from, checkpoints: checkpoints)
                 let outcome = try pipeline.run(output: out) { tensors, bytes in
                     tracker.update(file: k, tensors: tensors, bytes: bytes)
                 }
@@ -132,19 +132,20 @@ public enum Engine {
                 try journal?.record(finished)
                 return (finished, outcome.uncachedBytes)
             }
-            // The finished files kept are hashed again from disk beside the work on the others (reading them back
-            // is I/O the work does not wait for); one whose output does not check out is redone after the others.
-            // Nothing kept goes into the manifest unproven.
+            // The finished files kept, and the outputs of those taken up at a checkpoint (up to it), are hashed
+            // again from disk beside the work (reading them back is I/O the work does not wait for); one that does
+            // not check out is done again from its start after the others. Nothing goes into the manifest unproven.
             let adopted = folder.adopted
-            let verified = KeptFiles(journal: journal, found: found, cancel: cancel) { [found] bad in
-                if adopted { resumed?(found.report(outputs: plans.map(\.outputName), bad: bad)) }
+            let names = plans.map(\.outputName)
+            let verified = KeptFiles(journal: journal, found: found, outputs: names, cancel: cancel) { [found] bad in
+                if adopted { resumed?(found.report(outputs: names, bad: bad)) }
             }
             var kept = found.finished
             var todo = plans.indices.filter { kept[$0] == nil }
             var done: [(ResumeJournal.Finished, Int)]
             do throws(EngineError) {
-                done = try FileRuns.run(count: todo.count, threads: threads, cancel: cancel) { [todo] j, workers, cancel
-                    throws(EngineError) in try runFile(todo[j], workers, cancel)
+                done = try FileRuns.run(count: todo.count, threads: threads, cancel: cancel) { [todo, found] j, workers,
+                    cancel throws(EngineError) in try runFile(todo[j], found.partial[todo[j]], workers, cancel)
                 }
             } catch {
                 verified.abandon()
@@ -153,9 +154,10 @@ public enum Engine {
             let bad = try verified.wait()
             if !bad.isEmpty {
                 let redo = bad.keys.sorted()
+                for k in redo where found.partial[k] != nil { try journal?.forget(k, output: names[k]) }
                 for k in redo { kept[k] = nil }
                 done += try FileRuns.run(count: redo.count, threads: threads, cancel: cancel) { j, workers, cancel
-                    throws(EngineError) in try runFile(redo[j], workers, cancel)
+                    throws(EngineError) in try runFile(redo[j], nil, workers, cancel)
                 }
                 todo += redo
             }

@@ -108,10 +108,16 @@ final class ChunkReader {
     private let descriptor: FileDescriptor
     private let expected: Int
     private let buffer: UnsafeMutableRawBufferPointer
+    /// Reading around the page cache (O_DIRECT).
+    private var direct = false
     /// Bytes read so far.
     private(set) var offset = 0
 
-    init(_ path: String, stage: String, chunk: Int = 1 << 20) throws(EngineError) {
+    /// With `direct`, reads around the page cache (O_DIRECT) where the file system allows it: for a file quantd
+    /// wrote that way (an output read back to prove it), which is not in the cache. Read through the cache it
+    /// costs the kernel's copy and goes at the disk's buffered pace: 300 MB written with O_DIRECT and read back
+    /// in 1 MiB reads, 1.9 GB/s direct against 0.64-1.3 GB/s buffered (`dd` on the Zen 4 VM).
+    init(_ path: String, stage: String, chunk: Int = 1 << 20, direct: Bool = false) throws(EngineError) {
         self.path = path
         self.stage = stage
         file = FilePath(path)
@@ -130,8 +136,14 @@ final class ChunkReader {
             try? descriptor.close()
             throw error
         }
-        buffer = .allocate(byteCount: chunk, alignment: 64)
+        buffer = .allocate(byteCount: chunk, alignment: Self.block)
+        if direct, chunk % Self.block == 0 {
+            self.direct = (try? descriptor.setDirect(true, path: file)) == true
+        }
     }
+
+    /// What O_DIRECT aligns buffers, offsets and sizes to.
+    private static let block = 4096
 
     deinit {
         buffer.deallocate()
@@ -140,6 +152,11 @@ final class ChunkReader {
 
     /// The next piece, nil at the end of the file. Valid until the next call.
     func next() throws(EngineError) -> UnsafeRawBufferPointer? {
+        if direct && offset % Self.block != 0 {
+            // A short read before the end: the next offset is not aligned; the rest goes through the cache.
+            direct = false
+            try Files.run(stage) { () throws(SystemError) in _ = try descriptor.setDirect(false, path: file) }
+        }
         let n = try Files.run(stage) { () throws(SystemError) in
             try descriptor.read(into: buffer, at: offset, path: file)
         }

@@ -533,7 +533,7 @@ final class Pipeline: @unchecked Sendable {
 
     private func hashInput() {
         // From a checkpoint: its saved state, or the source up to it hashed again when the checkpoint was taken up.
-        var hash = start?.inputHash ?? InputHash.fresh()
+        var hash = start?.inputHash ?? StreamHash.fresh()
         var bytes = start?.checkpoint.inputOffset ?? 0
         for index in plan.units.indices.dropFirst(start?.checkpoint.unit ?? 0) {
             guard let buffers = completed(index) else { return }
@@ -555,7 +555,7 @@ final class Pipeline: @unchecked Sendable {
     }
 
     private func write(_ output: OutputFile, progress: (Int, Int) -> Void) throws(EngineError) -> FileOutcome {
-        var outputHash = start?.outputHash ?? SHA256()
+        var outputHash = start?.outputHash ?? StreamHash.fresh()
         var frames: [Manifest.Frame] = start?.checkpoint.frames ?? []
         frames.reserveCapacity(plan.units.count)
         var rawOffset = start?.checkpoint.rawOffset ?? 0
@@ -590,7 +590,8 @@ final class Pipeline: @unchecked Sendable {
                     finalStats.enumerated().compactMap { t, s in s.map { (t, FileCheckpoint.ErrorFigures($0)) } }
                 }
                 checkpoint(FileCheckpoint(
-                    unit: index + 1, durable: durable, tail: Data(tail), outputDigest: outputHash.finalize().hex,
+                    unit: index + 1, durable: durable, tail: Data(tail), outputDigest: outputHash.finalize(),
+                    outputState: outputHash.midstate,
                     inputOffset: inputBytes, inputState: nil, rawOffset: rawOffset, tensorsDone: tensorsDone,
                     frames: frames, stats: Dictionary(uniqueKeysWithValues: stats)), of: output)
             }
@@ -601,7 +602,7 @@ final class Pipeline: @unchecked Sendable {
             return inputDigest!
         }
         precondition(rawOffset == plan.outputRawSize, "frames cover the planned output")
-        return FileOutcome(frames: frames, outputSize: output.written, outputSHA256: outputHash.finalize().hex,
+        return FileOutcome(frames: frames, outputSize: output.written, outputSHA256: outputHash.finalize(),
                            inputSHA256: digest.sha256, inputSize: digest.bytes, uncachedBytes: 0, tensorStats: [])
     }
 

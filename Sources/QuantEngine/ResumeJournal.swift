@@ -47,8 +47,11 @@ struct FileCheckpoint: Codable, Sendable {
     /// journal, not thousands of JSON numbers).
     var durable: Int
     var tail: Data
-    /// SHA-256 (hex) of the output's first `durable + tail.count` bytes.
+    /// SHA-256 (hex) of the output's first `durable + tail.count` bytes, and the hash's state there (nil where
+    /// the output was hashed with swift-crypto's, on a CPU without the SHA extensions: a resumed run then hashes
+    /// the output again from disk up to the checkpoint before it goes on; with a state, beside the work).
     var outputDigest: String
+    var outputState: SHA256Midstate?
     /// Source bytes the units before `unit` read: the file's first `inputOffset` bytes.
     var inputOffset: Int
     /// The input's SHA-256 over those bytes, as its state (nil where the input was hashed with swift-crypto's,
@@ -89,11 +92,14 @@ struct FileCheckpoint: Codable, Sendable {
 /// A checkpoint taken up again: where to go on, and the output's and the input's SHA-256 so far.
 struct Resumable: Sendable {
     var checkpoint: FileCheckpoint
-    /// The output's SHA-256 up to the checkpoint, hashed again from disk (it matched the checkpoint's).
-    var outputHash: SHA256
+    /// The output's SHA-256 up to the checkpoint: from the checkpoint's saved state (its digest is the
+    /// checkpoint's), the output on disk up to it to be hashed again beside the work (`KeptFiles`) and the file
+    /// redone when it differs; or (`outputChecked`) hashed again from disk before the work.
+    var outputHash: StreamHash
+    var outputChecked: Bool
     /// The input's SHA-256 over its first `checkpoint.inputOffset` bytes: from the checkpoint's saved state, or
     /// (`inputRehashed`) read again from the source.
-    var inputHash: InputHash
+    var inputHash: StreamHash
     var inputRehashed: Bool
 }
 
@@ -108,10 +114,12 @@ struct Resumable: Sendable {
 ///   one byte is not trusted.
 /// - `file-<index>.partial.json`: for a file at least `ResumePolicy.frameResumeBytes` long, its last checkpoint
 ///   (`FileCheckpoint`), written after the output so far was fsynced, checksummed the same way. A resumed run
-///   rebuilds the output's hash from disk (it must match), takes the input's hash up from the state the
-///   checkpoint saved (the source, of the same identity, is not read again up to it, as a kept file's is not;
-///   where there is no state, hashed with swift-crypto's on a CPU without the SHA extensions, it reads the source
-///   up to the checkpoint), cuts the output back to it and goes on from the next unit.
+///   takes both hashes up from the states the checkpoint saved: the source, of the same identity, is not read
+///   again up to it (as a kept file's is not); the output up to it is hashed again from disk beside the work
+///   and must match the checkpoint's digest, or the file is done again from its start before anything is
+///   committed. Where there are no states (swift-crypto's hash, on a CPU without the SHA extensions) it reads
+///   the source and the output up to the checkpoint before going on. It cuts the output back to the checkpoint
+///   and goes on from the next unit.
 ///
 /// A finished file is reused only when its entry checks out, names the file the plan would write from the same
 /// source (same identity: the source is not read again), and the output in the staging folder has the size and
@@ -169,24 +177,30 @@ struct ResumeJournal: Sendable {
     struct Found: Sendable {
         /// Finished files whose journal entries check out, not yet hashed again from disk: `verify` decides.
         var finished: [Int: Finished] = [:]
-        /// Checkpoints taken up, verified (the output up to each, from disk; the input's hash rebuilt).
+        /// Checkpoints taken up (the input's hash rebuilt; the output up to each hashed from disk, here or, with
+        /// the hash's saved state, by `verify`).
         var partial: [Int: Resumable] = [:]
         /// Entries not trusted so far, and why.
         var distrusted: [String] = []
 
-        /// What is kept and redone, once `verify` said which finished files are `bad`.
+        /// Checkpoints whose output up to them is still to be hashed from disk (`verify`).
+        var unchecked: [Int: FileCheckpoint] { partial.filter { !$0.value.outputChecked }.mapValues(\.checkpoint) }
+
+        /// What is kept and redone, once `verify` said which finished files and checkpoints are `bad`.
         func report(outputs: [String], bad: [Int: String]) -> ResumeReport {
             let kept = finished.keys.filter { bad[$0] == nil }.sorted()
             return ResumeReport(
                 kept: kept.map { outputs[$0] }, keptSourceBytes: kept.reduce(0) { $0 + finished[$1]!.source.size },
                 redo: outputs.indices.filter { finished[$0] == nil || bad[$0] != nil }.map { outputs[$0] },
-                resumedWithin: partial.keys.sorted().map {
+                resumedWithin: partial.keys.filter { bad[$0] == nil }.sorted().map {
                     let (c, rehashed) = (partial[$0]!.checkpoint, partial[$0]!.inputRehashed)
                     return "\(outputs[$0]) from its checkpoint at frame \(c.frames.count) (\(c.inputOffset) source "
                         + "bytes done, \(c.durable + c.tail.count) output bytes kept, the source's hash so far "
                         + (rehashed ? "read again from it)" : "from the checkpoint)")
                 },
-                distrusted: distrusted + bad.sorted { $0.key < $1.key }.map { "\(outputs[$0.key]): \($0.value)" })
+                distrusted: distrusted + bad.sorted { $0.key < $1.key }.map {
+                    "\(outputs[$0.key])" + (partial[$0.key] != nil ? " (checkpoint)" : "") + ": \($0.value)"
+                })
         }
     }
 
@@ -243,34 +257,50 @@ struct ResumeJournal: Sendable {
                 Files.removeTree(journal.folder + "/" + name)
             }
         }
-        // Each checkpoint: the output up to it hashed again from disk (it must match). The input's hash goes on
-        // from the checkpoint's saved state; without one (or with one that is not a state of the input up to the
-        // checkpoint), beside the output's check the source is read again up to it. All side by side.
-        let fromState = partial.compactMapValues { entry -> InputHash? in
+        // Each checkpoint: the output up to it must hash to the checkpoint's digest. Where the checkpoint saved
+        // the output hash's state (and that state is the digest's), the work goes on from it and the bytes on disk
+        // are hashed beside the work (`verify`); else they are hashed here, first. A file shorter than its
+        // checkpoint is not trusted at once. The input's hash goes on from the checkpoint's saved state; without
+        // one (or with one that is not a state of the input up to it) the source is read again up to it, beside
+        // the output's check. All side by side.
+        let fromState = partial.compactMapValues { entry -> StreamHash? in
             let c = entry.checkpoint
             guard let saved = c.inputState, saved.bytes == c.inputOffset else { return nil }
-            return InputHash.resuming(saved)
+            return StreamHash.resuming(saved)
+        }
+        let outputFromState = partial.compactMapValues { entry -> StreamHash? in
+            let c = entry.checkpoint
+            guard let saved = c.outputState, saved.bytes == c.durable + c.tail.count,
+                  let hash = StreamHash.resuming(saved), hash.finalize() == c.outputDigest else { return nil }
+            return hash
         }
         let rehashed = Set(partial.keys.filter { fromState[$0] == nil })
-        let checks = partial.keys.sorted().flatMap { rehashed.contains($0) ? [($0, true), ($0, false)] : [($0, true)] }
+        let checkedNow = Set(partial.keys.filter { outputFromState[$0] == nil })
+        let checks = partial.keys.sorted().flatMap { index in
+            (checkedNow.contains(index) ? [(index, true)] : []) + (rehashed.contains(index) ? [(index, false)] : [])
+        }
         let checkpoints = partial.mapValues(\.checkpoint)
-        let verdicts = Mutex<(bad: [Int: String], output: [Int: SHA256], input: [Int: InputHash])>(
-            ([:], [:], fromState))
+        let verdicts = Mutex<(bad: [Int: String], output: [Int: StreamHash], input: [Int: StreamHash])>(
+            ([:], outputFromState, fromState))
+        for (index, c) in checkpoints where !checkedNow.contains(index) {
+            let size = (try? FileSystem.entry(FilePath(staging + "/" + outputs[index])))?.size ?? -1
+            if size < c.durable {
+                verdicts.withLock { $0.bad[index] = size < 0 ? "its output cannot be read"
+                                        : "shorter than its checkpoint (\(c.durable) bytes)" }
+            }
+        }
         DispatchQueue.concurrentPerform(iterations: checks.count) { i in
             let (index, isOutput) = checks[i]
             let c = checkpoints[index]!
             do throws(EngineError) {
                 if isOutput {
-                    var hash = SHA256()
-                    try Self.readPrefix(staging + "/" + outputs[index], count: c.durable) { hash.update(bufferPointer: $0) }
-                    hash.update(data: c.tail)
-                    if hash.finalize().hex == c.outputDigest {
+                    if let hash = try Self.hashOutput(staging + "/" + outputs[index], upTo: c) {
                         verdicts.withLock { $0.output[index] = hash }
                     } else {
-                        verdicts.withLock { $0.bad[index] = "its output differs from the checkpoint's" }
+                        verdicts.withLock { $0.bad[index] = Self.differs }
                     }
                 } else {
-                    var hash = InputHash.fresh()
+                    var hash = StreamHash.fresh()
                     try Self.readPrefix(sources[index], count: c.inputOffset) { hash.update(bufferPointer: $0) }
                     verdicts.withLock { $0.input[index] = hash }
                 }
@@ -289,51 +319,91 @@ struct ResumeJournal: Sendable {
         try Files.sync(staging, stage: "resume")
         for (index, entry) in partial {
             found.partial[index] = Resumable(checkpoint: entry.checkpoint, outputHash: outputHashes[index]!,
+                                             outputChecked: checkedNow.contains(index),
                                              inputHash: inputHashes[index]!, inputRehashed: rehashed.contains(index))
         }
         return (journal, found)
     }
 
-    /// Hashes the outputs of `finished` again from disk, side by side: those whose size or SHA-256 differs from
-    /// the journal's (or that cannot be read) are removed with their entries, to be redone. Returns them, with
-    /// why. Stops early, returning all that were not checked as bad, once `cancel` is set.
-    func verify(_ finished: [Int: Finished], cancel: CancellationFlag) -> [Int: String] {
-        let entries = finished.keys.sorted().map { finished[$0]! }
+    /// Hashes again from disk, side by side, the outputs of `finished` and those of `unchecked` up to their
+    /// checkpoints. A finished file whose size or SHA-256 differs from the journal's (or that cannot be read) is
+    /// removed with its entry, to be redone; a checkpointed file whose output up to its checkpoint differs is left
+    /// to the caller, whose work on it goes on meanwhile (`forget`). Returns both, with why. Stops early,
+    /// returning all that were not checked as bad, once `cancel` is set.
+    func verify(_ finished: [Int: Finished], unchecked: [Int: FileCheckpoint] = [:], outputs: [String],
+                cancel: CancellationFlag) -> [Int: String]
+    {
+        let checks = finished.keys.sorted().map { ($0, true) } + unchecked.keys.sorted().map { ($0, false) }
         let bad = Mutex<[Int: String]>([:])
-        DispatchQueue.concurrentPerform(iterations: entries.count) { i in
-            let entry = entries[i]
+        let stop = { @Sendable () throws(EngineError) in
+            if cancel.isCancelled { throw EngineError(.cancelled, file: "", reason: "cancelled", stage: "resume") }
+        }
+        DispatchQueue.concurrentPerform(iterations: checks.count) { i in
+            let (index, isFinished) = checks[i]
             do throws(EngineError) {
-                let found = try CarriedFiles.stream(staging + "/" + entry.output.file, stage: "resume") {
-                    _ throws(EngineError) in
-                    if cancel.isCancelled {
-                        throw EngineError(.cancelled, file: "", reason: "cancelled", stage: "resume")
+                if isFinished {
+                    let entry = finished[index]!
+                    let found = try CarriedFiles.stream(staging + "/" + entry.output.file, stage: "resume",
+                                                        direct: true) {
+                        _ throws(EngineError) in try stop()
                     }
+                    let why = found.size != entry.output.size
+                        ? "\(found.size) bytes on disk, \(entry.output.size) journaled"
+                        : found.sha256 != entry.output.sha256 ? "its sha256 on disk differs from the journal's" : nil
+                    if let why { bad.withLock { $0[index] = why } }
+                } else if try Self.hashOutput(staging + "/" + outputs[index], upTo: unchecked[index]!,
+                                              stop: stop) == nil {
+                    bad.withLock { $0[index] = Self.differs }
                 }
-                let why = found.size != entry.output.size
-                    ? "\(found.size) bytes on disk, \(entry.output.size) journaled"
-                    : found.sha256 != entry.output.sha256 ? "its sha256 on disk differs from the journal's" : nil
-                if let why { bad.withLock { $0[entry.index] = why } }
             } catch {
-                bad.withLock { $0[entry.index] = error.reason }
+                bad.withLock { $0[index] = error.reason }
             }
         }
         let found = bad.withLock { $0 }
         guard !cancel.isCancelled else { return found }
-        for index in found.keys {
+        let removed = found.keys.filter { finished[$0] != nil }
+        for index in removed {
             Files.removeFile(staging + "/" + finished[index]!.output.file)
             Files.removeFile(entryPath(index))
         }
-        if !found.isEmpty { try? Files.sync(staging, stage: "resume") }
+        if !removed.isEmpty { try? Files.sync(staging, stage: "resume") }
         return found
     }
 
+    /// Removes file `index` (`output`) and its journal entries, once nothing works on it: it is done again from
+    /// its start.
+    func forget(_ index: Int, output: String) throws(EngineError) {
+        Files.removeFile(staging + "/" + output)
+        Files.removeFile(entryPath(index))
+        Files.removeFile(partialPath(index))
+        try Files.sync(staging, stage: "resume")
+    }
+
+    static let differs = "its output differs from the checkpoint's"
+
+    /// The SHA-256 of the output at `path` up to checkpoint `c`: its first `c.durable` bytes on disk, then the
+    /// checkpoint's tail; nil when that is not the checkpoint's digest.
+    static func hashOutput(_ path: String, upTo c: FileCheckpoint,
+                           stop: () throws(EngineError) -> Void = {}) throws(EngineError) -> StreamHash?
+    {
+        var hash = StreamHash.fresh()
+        try readPrefix(path, count: c.durable, direct: true) { (bytes) throws(EngineError) in
+            try stop()
+            hash.update(bufferPointer: bytes)
+        }
+        c.tail.withUnsafeBytes { hash.update(bufferPointer: $0) }
+        return hash.finalize() == c.outputDigest ? hash : nil
+    }
+
     /// Hands the first `count` bytes of the file at `path` to `body`, in order (refused when it is shorter).
-    static func readPrefix(_ path: String, count: Int, _ body: (UnsafeRawBufferPointer) -> Void) throws(EngineError) {
-        let reader = try ChunkReader(path, stage: "resume")
+    /// With `direct`, around the page cache (`ChunkReader`): for an output quantd wrote that way.
+    static func readPrefix(_ path: String, count: Int, direct: Bool = false,
+                           _ body: (UnsafeRawBufferPointer) throws(EngineError) -> Void) throws(EngineError) {
+        let reader = try ChunkReader(path, stage: "resume", direct: direct)
         var left = count
         while left > 0, let piece = try reader.next() {
             let part = UnsafeRawBufferPointer(rebasing: piece.prefix(left))
-            body(part)
+            try body(part)
             left -= part.count
         }
         guard left == 0 else {
@@ -417,25 +487,25 @@ struct ResumeJournal: Sendable {
     private static func decoder() -> JSONDecoder { JSONDecoder() }
 }
 
-/// The finished files a resumed job keeps, hashed again from disk (`ResumeJournal.verify`) on a thread of their
-/// own while the job works on the others; `done` is told which did not check out as soon as that is known (at
-/// once when there is nothing to hash).
+/// The finished files a resumed job keeps, and the outputs of the files it goes on from their checkpoints (up to
+/// them), hashed again from disk (`ResumeJournal.verify`) on a thread of their own while the job works; `done` is
+/// told which did not check out as soon as that is known (at once when there is nothing to hash).
 final class KeptFiles: Sendable {
     private let group = DispatchGroup()
     private let flag: CancellationFlag
     private let bad = Mutex<[Int: String]>([:])
 
-    init(journal: ResumeJournal?, found: ResumeJournal.Found, cancel: CancellationFlag?,
+    init(journal: ResumeJournal?, found: ResumeJournal.Found, outputs: [String], cancel: CancellationFlag?,
          done: @escaping @Sendable ([Int: String]) -> Void)
     {
         flag = CancellationFlag(parent: cancel)
-        guard let journal, !found.finished.isEmpty else {
+        guard let journal, !found.finished.isEmpty || !found.unchecked.isEmpty else {
             done([:])
             return
         }
         // A queue of its own (a thread of its own): the reads block.
         DispatchQueue(label: "quantd.kept").async(group: group) { [self] in
-            let result = journal.verify(found.finished, cancel: flag)
+            let result = journal.verify(found.finished, unchecked: found.unchecked, outputs: outputs, cancel: flag)
             bad.withLock { $0 = result }
             if !flag.isCancelled { done(result) }
         }
@@ -447,7 +517,7 @@ final class KeptFiles: Sendable {
         group.wait()
     }
 
-    /// The kept files that did not check out (removed, to be redone), once all were hashed.
+    /// The kept files (removed, to be redone) and the checkpoints that did not check out, once all were hashed.
     func wait() throws(EngineError) -> [Int: String] {
         group.wait()
         if flag.isCancelled { throw EngineError(.cancelled, file: "", reason: "cancelled", stage: "resume") }

@@ -321,16 +321,22 @@ struct FrameResumeTests {
         #expect(Verifier.verify(out).ok)
     }
 
-    /// What a checkpoint can say of the input's hash besides a good state.
+    /// What a checkpoint can say of the input's or the output's hash besides a good state.
     enum SavedState: String, CaseIterable, CustomTestStringConvertible {
-        /// None, as on a CPU without the SHA extensions (swift-crypto's hash).
+        /// None for the input, as on a CPU without the SHA extensions (swift-crypto's hash).
         case none
-        /// One of another length than the source bytes the checkpoint has done.
+        /// One for the input of another length than the source bytes the checkpoint has done.
         case otherLength
+        /// None for the output (as there, or journaled by a build before the output's was saved): the output up
+        /// to the checkpoint is hashed from disk before the work.
+        case noOutputState
+        /// One for the output whose digest is not the checkpoint's.
+        case otherOutputState
         var testDescription: String { rawValue }
+        var input: Bool { self == .none || self == .otherLength }
     }
 
-    @Test("a checkpoint without the input hash's state, or with one of another length, reads the source again up to it",
+    @Test("a checkpoint without a usable state of the input's hash reads the source again up to it; without one of the output's, it hashes the output up to it before going on",
           arguments: SavedState.allCases)
     func aCheckpointWithoutAUsableStateRehashesTheSource(_ saved: SavedState) throws {
         let dir = TempDir("quantd-frames-state")
@@ -341,32 +347,42 @@ struct FrameResumeTests {
         var entry = try journal.entry(ResumeJournal.Partial.self, at: journal.partialPath(0)).get()
         switch saved {
         case .none: entry.checkpoint.inputState = nil
-        case .otherLength:
-            guard var state = entry.checkpoint.inputState else {
+        case .noOutputState: entry.checkpoint.outputState = nil
+        case .otherLength, .otherOutputState:
+            guard var state = saved.input ? entry.checkpoint.inputState : entry.checkpoint.outputState else {
                 print("FrameResumeTests: no saved state on this CPU (no SHA extensions): nothing to change")
                 return
             }
-            state.bytes += 64
-            entry.checkpoint.inputState = state
+            if saved.input { state.bytes += 64 } else { state.words[0] ^= 1 }
+            if saved.input { entry.checkpoint.inputState = state } else { entry.checkpoint.outputState = state }
         }
         // Journaled again as the engine journals it (with its checksum line): only the state differs.
         try journal.record(checkpoint: entry.checkpoint, index: 0, identity: entry.identity, output: entry.output)
         let report = try Self.resume(out)
         #expect(report.distrusted.isEmpty, "\(report.distrusted)")
+        let how = saved.input || !ResumableSHA256.isAvailable ? "read again from it)" : "from the checkpoint)"
         #expect(report.resumedWithin.count == 1
-                && report.resumedWithin[0].hasSuffix("the source's hash so far read again from it)"), "\(report.resumedWithin)")
+                && report.resumedWithin[0].hasSuffix("the source's hash so far " + how), "\(report.resumedWithin)")
         let resumed = try ResumeTests.contents(out)
         #expect(resumed.files == Self.reference.files)
         #expect(resumed.manifest == Self.reference.manifest)
     }
 
+    /// Changed, the output is caught beside the work where the checkpoint saved the output hash's state (the
+    /// file, taken up at its checkpoint meanwhile, is then done again from its start), before it without one.
     @Test("a checkpointed output changed or cut below its checkpoint is not trusted: the file is redone",
-          arguments: [true, false])
-    func aTamperedCheckpointIsNotTrusted(truncate: Bool) throws {
+          arguments: [true, false], [true, false])
+    func aTamperedCheckpointIsNotTrusted(truncate: Bool, outputState: Bool) throws {
         let dir = TempDir("quantd-frames-tamper")
         defer { dir.remove() }
         let out = dir["out"]
         let staging = try Self.interrupt(out)
+        if !outputState {
+            let journal = ResumeJournal(staging: staging)
+            var entry = try journal.entry(ResumeJournal.Partial.self, at: journal.partialPath(0)).get()
+            entry.checkpoint.outputState = nil
+            try journal.record(checkpoint: entry.checkpoint, index: 0, identity: entry.identity, output: entry.output)
+        }
         let zst = staging + "/model.safetensors.zst"
         var bytes = try TempDir.read(zst)
         if truncate { bytes = Array(bytes.prefix(100)) } else { bytes[64] = ~bytes[64] }

@@ -4,11 +4,11 @@ import Foundation
 import Testing
 import TestSupport
 
-/// The input's resumable SHA-256 against swift-crypto's: every way of cutting a stream into updates, and a state
+/// The resumable SHA-256 (a file's source and output) against swift-crypto's: every way of cutting a stream into updates, and a state
 /// saved, encoded as the journal does, and taken up again. On a CPU without the SHA extensions there is none to
 /// test (the engine hashes with swift-crypto's there): each test says so and passes.
 @Suite("Resumable SHA-256")
-struct InputHashTests {
+struct StreamHashTests {
     static func digest(_ bytes: [UInt8], cuts: [Int] = []) throws -> String {
         var hash = try #require(ResumableSHA256())
         var from = 0
@@ -21,7 +21,7 @@ struct InputHashTests {
 
     static var unavailable: Bool {
         if ResumableSHA256.isAvailable { return false }
-        print("InputHashTests: no SHA extensions on this CPU: the engine hashes with swift-crypto's; nothing to test")
+        print("StreamHashTests: no SHA extensions on this CPU: the engine hashes with swift-crypto's; nothing to test")
         return true
     }
 
@@ -83,7 +83,7 @@ struct InputHashTests {
 
     @Test("the input's hash is resumable exactly where the CPU has the SHA extensions, and right either way")
     func freshHashIsResumableWithSHAExtensions() {
-        var hash = InputHash.fresh()
+        var hash = StreamHash.fresh()
         Array("abc".utf8).withUnsafeBytes { hash.update(bufferPointer: $0) }
         #expect((hash.midstate != nil) == ResumableSHA256.isAvailable)
         #expect(hash.finalize() == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")

@@ -3,8 +3,9 @@ import CSHA256
 import Crypto
 
 /// SHA-256 part way through a stream: the eight state words after the stream's whole 64-byte blocks, the bytes
-/// after them (under one block) and the stream's length. What a checkpoint keeps of the input's hash, so that a
-/// resumed file goes on hashing from there instead of reading its source again up to it.
+/// after them (under one block) and the stream's length. What a checkpoint keeps of the input's and the output's
+/// hash, so that a resumed file goes on hashing from there: its source is not read again up to it, and its
+/// output up to it is hashed again from disk beside the work instead of before it.
 struct SHA256Midstate: Codable, Equatable, Sendable {
     var words: [UInt32]
     var bytes: Int
@@ -17,7 +18,7 @@ struct SHA256Midstate: Codable, Equatable, Sendable {
 /// SHA-256 (FIPS 180-4) whose state can be saved (`midstate`) and taken up again: swift-crypto's `SHA256` keeps
 /// its state inside BoringSSL and has no way out for it. The compression function is CSHA256's, with the SHA
 /// extensions (as fast as BoringSSL's own SHA-NI code, which swift-crypto runs: `quantd-bench` prints both);
-/// padding and length are here. Only where the CPU has the SHA extensions (`isAvailable`). `InputHashTests` holds
+/// padding and length are here. Only where the CPU has the SHA extensions (`isAvailable`). `StreamHashTests` holds
 /// it to swift-crypto's digest for every length around the block edges, cut into updates anywhere.
 public struct ResumableSHA256: Sendable {
     /// Whether CPUID says SHA, SSSE3 and SSE4.1.
@@ -98,21 +99,22 @@ public struct ResumableSHA256: Sendable {
     }
 }
 
-/// The SHA-256 of a file's source as its pipeline reads it: resumable (its state saved at each checkpoint) where
-/// the CPU has the SHA extensions; elsewhere swift-crypto's (BoringSSL's vector code), and a checkpoint then has
-/// no state to save: a resumed file hashes its source again up to it.
-public enum InputHash: Sendable {
+/// The SHA-256 of a stream a file's pipeline hashes (its source as read, its output as written): resumable (its
+/// state saved at each checkpoint) where the CPU has the SHA extensions; elsewhere swift-crypto's (BoringSSL's
+/// vector code), and a checkpoint then has no state to save: a resumed file hashes its source again up to it,
+/// and its output up to it before going on.
+public enum StreamHash: Sendable {
     case resumable(ResumableSHA256)
     case crypto(SHA256)
 
     /// A new hash, resumable where the CPU has the SHA extensions.
-    public static func fresh() -> InputHash {
+    public static func fresh() -> StreamHash {
         ResumableSHA256().map { .resumable($0) } ?? .crypto(SHA256())
     }
 
     /// Goes on from a saved state; nil when the state is not well formed or the CPU has no SHA extensions (the
     /// source is then read and hashed again up to the checkpoint).
-    static func resuming(_ saved: SHA256Midstate) -> InputHash? {
+    static func resuming(_ saved: SHA256Midstate) -> StreamHash? {
         ResumableSHA256(saved).map { .resumable($0) }
     }
 
