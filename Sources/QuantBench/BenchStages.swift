@@ -1,5 +1,4 @@
 import Console
-import Crypto
 import Dispatch
 import FoundationEssentials
 import QuantEngine
@@ -56,7 +55,7 @@ final class StagePass {
     private let out: OutputFile
     private var compressor: ZstdCompressor
     private var inputHash = StreamHash.fresh()
-    private var outputHash = SHA256()
+    private var outputHash = StreamHash.fresh()
     private var time = StageSeconds()
     private var frame: [UInt8] = []
     private let input: UnsafeMutableRawBufferPointer
