@@ -152,17 +152,24 @@ final class ChunkReader {
 
     /// The next piece, nil at the end of the file. Valid until the next call.
     func next() throws(EngineError) -> UnsafeRawBufferPointer? {
-        if direct && offset % Self.block != 0 {
-            // A short read before the end: the next offset is not aligned; the rest goes through the cache.
-            direct = false
-            try Files.run(stage) { () throws(SystemError) in _ = try descriptor.setDirect(false, path: file) }
-        }
-        let n = try Files.run(stage) { () throws(SystemError) in
-            try descriptor.read(into: buffer, at: offset, path: file)
+        // After a short read before the end the next offset is not aligned: the rest goes through the cache.
+        if direct && offset % Self.block != 0 { try buffered() }
+        let n: Int
+        do throws(EngineError) {
+            n = try Files.run(stage) { () throws(SystemError) in try descriptor.read(into: buffer, at: offset, path: file) }
+        } catch where direct {
+            // A file system that takes O_DIRECT but not these reads (another block size): through the cache.
+            try buffered()
+            n = try Files.run(stage) { () throws(SystemError) in try descriptor.read(into: buffer, at: offset, path: file) }
         }
         if n == 0 { return nil }
         offset += n
         return UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+    }
+
+    private func buffered() throws(EngineError) {
+        direct = false
+        try Files.run(stage) { () throws(SystemError) in _ = try descriptor.setDirect(false, path: file) }
     }
 
     /// Checks that what was read is the size the file had when opened.

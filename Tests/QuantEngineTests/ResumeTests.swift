@@ -221,6 +221,28 @@ struct ResumeTests {
         #expect(try Self.contents(out).files == Self.contents(dir["ref"]).files)
     }
 
+    /// Kept outputs and checkpoint prefixes are read back around the page cache (O_DIRECT, 1 MiB reads): every
+    /// size around the block and read edges gives the file's bytes, and so does a prefix of it.
+    @Test("an output read back with O_DIRECT gives its bytes, whatever its size")
+    func directReadsGiveTheBytes() throws {
+        let dir = TempDir("quantd-direct")
+        defer { dir.remove() }
+        var rng = SeededRandom(seed: 35)
+        for size in [0, 1, 4095, 4096, 4097, (1 << 20) - 1, 1 << 20, (1 << 20) + 123, 3 << 20] {
+            let bytes = (0..<size).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            let path = dir["f\(size)"]
+            try TempDir.write(bytes, to: path)
+            let reader = try ChunkReader(path, stage: "resume", direct: true)
+            var read: [UInt8] = []
+            while let piece = try reader.next() { read += piece }
+            try reader.finish()
+            #expect(read == bytes, "\(size) bytes")
+            var prefix: [UInt8] = []
+            try ResumeJournal.readPrefix(path, count: size / 2, direct: true) { prefix += $0 }
+            #expect(prefix == Array(bytes.prefix(size / 2)), "the first \(size / 2) of \(size) bytes")
+        }
+    }
+
     @Test("a staging folder whose owner still holds it is neither taken over nor removed")
     func aLiveStagingFolderIsLeftAlone() throws {
         let dir = TempDir("quantd-resume-live")
