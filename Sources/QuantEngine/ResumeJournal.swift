@@ -312,8 +312,7 @@ struct ResumeJournal: Sendable {
         for (index, why) in bad.sorted(by: { $0.key < $1.key }) {
             found.distrusted.append("\(outputs[index]) (checkpoint): " + why)
             partial[index] = nil
-            Files.removeFile(staging + "/" + outputs[index])
-            Files.removeFile(journal.partialPath(index))
+            journal.discard(index, output: outputs[index])
         }
         if !sameJob { try journal.start(job) }
         try Files.sync(staging, stage: "resume")
@@ -362,21 +361,23 @@ struct ResumeJournal: Sendable {
         let found = bad.withLock { $0 }
         guard !cancel.isCancelled else { return found }
         let removed = found.keys.filter { finished[$0] != nil }
-        for index in removed {
-            Files.removeFile(staging + "/" + finished[index]!.output.file)
-            Files.removeFile(entryPath(index))
-        }
+        for index in removed { discard(index, output: finished[index]!.output.file) }
         if !removed.isEmpty { try? Files.sync(staging, stage: "resume") }
         return found
     }
 
-    /// Removes file `index` (`output`) and its journal entries, once nothing works on it: it is done again from
-    /// its start.
-    func forget(_ index: Int, output: String) throws(EngineError) {
+    /// Removes files `indices` (`outputs` by index) and their journal entries, once nothing works on them: they
+    /// are done again from their start.
+    func forget(_ indices: [Int], outputs: [String]) throws(EngineError) {
+        for index in indices { discard(index, output: outputs[index]) }
+        if !indices.isEmpty { try Files.sync(staging, stage: "resume") }
+    }
+
+    /// Removes file `index` (`output`) and its journal entries (the caller syncs the folder).
+    private func discard(_ index: Int, output: String) {
         Files.removeFile(staging + "/" + output)
         Files.removeFile(entryPath(index))
         Files.removeFile(partialPath(index))
-        try Files.sync(staging, stage: "resume")
     }
 
     static let differs = "its output differs from the checkpoint's"
