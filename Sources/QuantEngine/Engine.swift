@@ -154,7 +154,7 @@ public enum Engine {
             let bad = try verified.wait()
             if !bad.isEmpty {
                 let redo = bad.keys.sorted()
-                try journal?.forget(redo.filter { found.partial[$0] != nil }, outputs: names)
+                try journal?.forget(redo, outputs: names)
                 for k in redo { kept[k] = nil }
                 done += try FileRuns.run(count: redo.count, threads: threads, cancel: cancel) { j, workers, cancel
                     throws(EngineError) in try runFile(redo[j], nil, workers, cancel)

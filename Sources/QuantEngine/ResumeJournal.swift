@@ -285,8 +285,7 @@ struct ResumeJournal: Sendable {
         for (index, c) in checkpoints where !checkedNow.contains(index) {
             let size = (try? FileSystem.entry(FilePath(staging + "/" + outputs[index])))?.size ?? -1
             if size < c.durable {
-                verdicts.withLock { $0.bad[index] = size < 0 ? "its output cannot be read"
-                                        : "shorter than its checkpoint (\(c.durable) bytes)" }
+                verdicts.withLock { $0.bad[index] = size < 0 ? "its output cannot be read" : Self.shorter(c.durable) }
             }
         }
         DispatchQueue.concurrentPerform(iterations: checks.count) { i in
@@ -325,11 +324,11 @@ struct ResumeJournal: Sendable {
     }
 
     /// Hashes again from disk, side by side, the outputs of `finished` and those of `unchecked` up to their
-    /// checkpoints. A finished file whose size or SHA-256 differs from the journal's (or that cannot be read) is
-    /// removed with its entry, to be redone; a checkpointed file whose output up to its checkpoint differs is left
-    /// to the caller, whose work on it goes on meanwhile (`forget`). Returns both, with why. Stops early,
-    /// returning all that were not checked as bad, once `cancel` is set.
-    func verify(_ finished: [Int: Finished], unchecked: [Int: FileCheckpoint] = [:], outputs: [String],
+    /// checkpoints. Returns those that do not check out (a finished file whose size or SHA-256 differs from the
+    /// journal's, a checkpointed one whose output up to its checkpoint differs, or one that cannot be read), with
+    /// why; it removes nothing: the caller `forget`s them once its work on them (a checkpointed file's goes on
+    /// meanwhile) has stopped. Stops early, returning all that were not checked as bad, once `cancel` is set.
+    func verify(_ finished: [Int: Finished], unchecked: [Int: FileCheckpoint], outputs: [String],
                 cancel: CancellationFlag) -> [Int: String]
     {
         let checks = finished.keys.sorted().map { ($0, true) } + unchecked.keys.sorted().map { ($0, false) }
@@ -342,7 +341,7 @@ struct ResumeJournal: Sendable {
             do throws(EngineError) {
                 if isFinished {
                     let entry = finished[index]!
-                    let found = try CarriedFiles.stream(staging + "/" + entry.output.file, stage: "resume",
+                    let found = try CarriedFiles.stream(staging + "/" + outputs[index], stage: "resume",
                                                         direct: true) {
                         _ throws(EngineError) in try stop()
                     }
@@ -358,16 +357,11 @@ struct ResumeJournal: Sendable {
                 bad.withLock { $0[index] = error.reason }
             }
         }
-        let found = bad.withLock { $0 }
-        guard !cancel.isCancelled else { return found }
-        let removed = found.keys.filter { finished[$0] != nil }
-        for index in removed { discard(index, output: finished[index]!.output.file) }
-        if !removed.isEmpty { try? Files.sync(staging, stage: "resume") }
-        return found
+        return bad.withLock { $0 }
     }
 
-    /// Removes files `indices` (`outputs` by index) and their journal entries, once nothing works on them: they
-    /// are done again from their start.
+    /// Removes files `indices` (`outputs` by index: kept files or checkpoints that did not check out) and their
+    /// journal entries, once nothing works on them: they are done again from their start.
     func forget(_ indices: [Int], outputs: [String]) throws(EngineError) {
         for index in indices { discard(index, output: outputs[index]) }
         if !indices.isEmpty { try Files.sync(staging, stage: "resume") }
@@ -381,6 +375,8 @@ struct ResumeJournal: Sendable {
     }
 
     static let differs = "its output differs from the checkpoint's"
+
+    static func shorter(_ count: Int) -> String { "shorter than its checkpoint (\(count) bytes)" }
 
     /// The SHA-256 of the output at `path` up to checkpoint `c`: its first `c.durable` bytes on disk, then the
     /// checkpoint's tail; nil when that is not the checkpoint's digest.
@@ -408,7 +404,7 @@ struct ResumeJournal: Sendable {
             left -= part.count
         }
         guard left == 0 else {
-            throw EngineError(.io, file: path, reason: "shorter than its checkpoint (\(count) bytes)", stage: "resume")
+            throw EngineError(.io, file: path, reason: Self.shorter(count), stage: "resume")
         }
     }
 
@@ -518,7 +514,7 @@ final class KeptFiles: Sendable {
         group.wait()
     }
 
-    /// The kept files (removed, to be redone) and the checkpoints that did not check out, once all were hashed.
+    /// The kept files and the checkpoints that did not check out (`ResumeJournal.forget` them), once all were hashed.
     func wait() throws(EngineError) -> [Int: String] {
         group.wait()
         if flag.isCancelled { throw EngineError(.cancelled, file: "", reason: "cancelled", stage: "resume") }
